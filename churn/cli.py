@@ -1,0 +1,371 @@
+"""The `churn` command line: the composition root, and the only module that imports every package."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from churn.clock import utc_now
+from churn.config import ConfigError, ProductConfig, check_timezone, load_config
+from churn.contract import ENTITIES
+from churn.ingest import IngestError, IngestOptions, IngestSummary, parse_column_map
+from churn.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Churn-risk prediction and alerting: import data, build features, train, score and alert.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+
+EntityName = Literal["customers", "subscriptions", "events", "tickets", "surveys", "cancellations"]
+
+
+class UserError(Exception):
+    """Something the user can fix; shown as one line, exit code 2."""
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into one clear line and exit code 2, never a traceback."""
+    try:
+        yield
+    except IngestError as exc:
+        for problem in exc.problems:
+            errors.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+        if exc.total > len(exc.problems):
+            errors.print(f"... and {exc.total - len(exc.problems)} more problems", highlight=False)
+        if exc.total > 1 or (exc.problems and "rejected" not in exc.problems[0]):
+            errors.print(f"{exc.total} problem(s) found; nothing was imported.", highlight=False)
+        raise typer.Exit(2) from None
+    except (UserError, ConfigError, FileNotFoundError) as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        errors.print(f"[red]error:[/red] cannot use the database: {reason}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except ProgrammingError as exc:
+        errors.print(f"[red]error:[/red] database error: {exc.orig}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _context() -> tuple[Settings, ProductConfig]:
+    settings = get_settings()
+    return settings, load_config(settings.config_path)
+
+
+def _engine(settings: Settings, *, require_schema: bool = True) -> Engine:
+    from churn.db import engine_for
+    from churn.migrate import current_revision, head_revision
+
+    engine = engine_for(settings)
+    if require_schema:
+        current, head = current_revision(engine), head_revision()
+        if current != head:
+            where = engine.url.render_as_string(hide_password=True)
+            state = "is empty" if current is None else f"is at schema {current}, this version needs {head}"
+            raise UserError(f"the database {where} {state}: run `churn db upgrade`")
+    return engine
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database schema, or upgrade it to this version's. Safe to run any number of times."""
+    from churn.migrate import upgrade_database
+
+    with _user_errors():
+        settings, _ = _context()
+        engine = _engine(settings, require_schema=False)
+        before, after = upgrade_database(engine)
+        where = engine.url.render_as_string(hide_password=True)
+        if before == after:
+            console.print(f"Database {where} is up to date (schema {after}).", highlight=False)
+        else:
+            console.print(
+                f"Database {where} upgraded from {before or 'empty'} to schema {after}.", highlight=False
+            )
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the schema version and how many rows each entity has."""
+    from churn.status import entity_status
+
+    with _user_errors():
+        settings, _ = _context()
+        engine = _engine(settings)
+        console.print(_status_table(engine, entity_status(engine)))
+
+
+def _status_table(engine: Engine, statuses: list) -> Table:  # type: ignore[type-arg]
+    table = Table(title=f"Database {engine.url.render_as_string(hide_password=True)}")
+    table.add_column("entity")
+    table.add_column("rows", justify="right")
+    table.add_column("last import (UTC)")
+    for status in statuses:
+        when = status.last_import_at.strftime("%Y-%m-%d %H:%M") if status.last_import_at else "never"
+        table.add_row(status.entity, f"{status.rows:,}", when)
+    return table
+
+
+@app.command()
+def ingest(
+    entity: Annotated[EntityName, typer.Argument(help="What the file holds.")],
+    path: Annotated[Path, typer.Argument(help="CSV (optionally .gz) or Parquet file.")],
+    column_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", help="Rename a column of the file: SOURCE=TARGET (repeatable).", metavar="SOURCE=TARGET"
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and count only; write nothing.")
+    ] = False,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="Time zone of timestamps written without an offset (default from config: UTC)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON for scripts.")] = False,
+) -> None:
+    """Import a file of customers, subscriptions, events, tickets, surveys or cancellations.
+
+    Every row is checked against the data contract. If any row is invalid, each problem is listed with
+    its file, line, column and value, the command exits with code 2, and nothing is written. Importing
+    the same file again changes nothing; changed rows update the stored ones.
+    """
+    from churn.ingest import ingest_file
+
+    with _user_errors():
+        settings, config = _context()
+        options = _ingest_options(config, column_map or [], timezone, dry_run)
+        engine = _engine(settings)
+        with _progress(enabled=not as_json) as track:
+            summary = ingest_file(
+                engine, entity, path, options=options, now=utc_now(), on_progress=track(f"{entity}", path)
+            )
+        _print_summaries([summary], as_json=as_json)
+
+
+def _ingest_options(
+    config: ProductConfig, column_map: list[str], timezone: str | None, dry_run: bool
+) -> IngestOptions:
+    zone = timezone or config.ingest.timezone
+    try:
+        check_timezone(zone)
+    except ValueError as exc:
+        raise UserError(f"--timezone: {exc}") from None
+    return IngestOptions(
+        column_map=parse_column_map(column_map),
+        timezone=zone,
+        chunk_mb=config.ingest.chunk_mb,
+        max_problems_shown=config.ingest.max_problems_shown,
+        dry_run=dry_run,
+    )
+
+
+@contextmanager
+def _progress(*, enabled: bool) -> Iterator[Callable[[str, Path], Callable[[int, int], None] | None]]:
+    """A progress bar per file; hands out callbacks that move it."""
+    progress = Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+        disable=not enabled,
+        transient=False,
+    )
+
+    def track(label: str, path: Path) -> Callable[[int, int], None] | None:
+        if not enabled:
+            return None
+        task = progress.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return advance
+
+    with progress:
+        yield track
+
+
+def _print_summaries(summaries: list[IngestSummary], *, as_json: bool) -> None:
+    if as_json:
+        payload = [s.as_dict() for s in summaries]
+        sys.stdout.write(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2) + "\n")
+        return
+    dry = any(s.dry_run for s in summaries)
+    table = Table(title="Dry run: nothing was written" if dry else "Import summary")
+    for column in ("entity", "rows read", "inserted", "updated", "unchanged", "seconds"):
+        table.add_column(column, justify="left" if column == "entity" else "right")
+    for s in summaries:
+        table.add_row(
+            s.entity,
+            f"{s.rows_read:,}",
+            f"{s.inserted:,}",
+            f"{s.updated:,}",
+            f"{s.unchanged:,}",
+            f"{s.seconds:.1f}",
+        )
+    console.print(table)
+    for s in summaries:
+        if s.ignored_columns:
+            console.print(f"{s.entity}: ignored columns not in the contract: {', '.join(s.ignored_columns)}")
+
+
+@app.command("demo-data")
+def demo_data(
+    out: Annotated[Path, typer.Option(help="Folder to write the six files into.")] = Path("demo-data"),
+    customers: Annotated[int, typer.Option(min=10, help="Number of customer accounts.")] = 2_000,
+    months: Annotated[int, typer.Option(min=3, max=120, help="Months of history, ending at --end.")] = 18,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed and --end give the same files.")] = 7,
+    end: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last day of the data (default: today, UTC)."),
+    ] = None,
+    file_format: Annotated[Literal["csv", "parquet"], typer.Option("--format", help="File format.")] = "csv",
+) -> None:
+    """Write a realistic demo B2B SaaS company: the six contract files, deterministic per seed.
+
+    Churn in the demo has hidden causes with lead time (adoption decline, support friction, low
+    satisfaction, price, competitors, missing features, failed payments); docs/demo-company.md tells
+    the story a good model should find.
+    """
+    with _user_errors():
+        summary = _generate(
+            out, customers=customers, months=months, seed=seed, end=_end_day(end), file_format=file_format
+        )
+        table = Table(title=f"Demo company written to {out}")
+        table.add_column("file")
+        table.add_column("rows", justify="right")
+        for entity, rows in summary.rows.items():
+            table.add_row(str(summary.paths[entity]), f"{rows:,}")
+        console.print(table)
+
+
+def _end_day(end: datetime | None) -> date:
+    return end.date() if end else utc_now().date()
+
+
+def _generate(out: Path, *, customers: int, months: int, seed: int, end: date, file_format: str):  # type: ignore[no-untyped-def]
+    from churn.demo import generate_demo_company
+
+    progress = Progress(
+        TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=errors
+    )
+    with progress:
+        task = progress.add_task("customers", total=customers)
+        return generate_demo_company(
+            out_dir=out,
+            customers=customers,
+            months=months,
+            seed=seed,
+            end=end,
+            file_format=file_format,  # type: ignore[arg-type]
+            on_progress=lambda done: progress.update(task, completed=done),
+        )
+
+
+@app.command()
+def demo(
+    customers: Annotated[
+        int | None, typer.Option(help="Customer accounts (default from config: 2,000).")
+    ] = None,
+    months: Annotated[int | None, typer.Option(help="Months of history (default from config: 18).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default from config).")] = None,
+) -> None:
+    """Run the story on the embedded default: generate the demo company, create the database, import it.
+
+    A second run reuses the generated files and the imported rows (the import is a no-op).
+    """
+    from churn.db import engine_for
+    from churn.demo_pipeline import demo_files_match, ingest_demo
+    from churn.migrate import upgrade_database
+    from churn.status import entity_status
+
+    with _user_errors():
+        settings, config = _context()
+        customers = customers or config.demo.customers
+        months = months or config.demo.months
+        seed = config.demo.seed if seed is None else seed
+        out = settings.home / "demo-data"
+        end = utc_now().date()
+        if demo_files_match(out, customers=customers, months=months, seed=seed, end=end):
+            console.print(f"Reusing the demo company in {out}.")
+        else:
+            console.print(
+                f"[bold]1/3[/bold] Generating a demo company: {customers:,} customers, {months} months"
+            )
+            _generate(out, customers=customers, months=months, seed=seed, end=end, file_format="csv")
+        engine = engine_for(settings)
+        console.print("[bold]2/3[/bold] Creating or upgrading the database")
+        upgrade_database(engine)
+        console.print("[bold]3/3[/bold] Importing the demo company")
+        options = _ingest_options(config, [], None, dry_run=False)
+        with _progress(enabled=True) as track:
+            summaries = ingest_demo(engine, out, options=options, now=utc_now(), on_entity=track)
+        _print_summaries(summaries, as_json=False)
+        console.print(_status_table(engine, entity_status(engine)))
+        console.print(
+            "Next: read docs/demo-company.md for what a model should find; "
+            "`churn ingest --help` to load your own data."
+        )
+
+
+@app.command("config")
+def show_config() -> None:
+    """Print the effective settings and product configuration (secrets hidden)."""
+    import yaml
+
+    with _user_errors():
+        settings, config = _context()
+        console.print("[bold]Settings[/bold] (environment)")
+        console.print(f"  CHURN_HOME           {settings.home}")
+        console.print(f"  CHURN_DATABASE_URL   {_hide_password(settings.resolved_database_url)}")
+        console.print(f"  MLFLOW_TRACKING_URI  {settings.resolved_mlflow_tracking_uri}")
+        slack = "set" if settings.slack_bot_token else "not set (alerts go to the console)"
+        console.print(f"  SLACK_BOT_TOKEN      {slack}")
+        console.print(f"  SLACK_API_URL        {settings.slack_api_url}")
+        console.print(f"  CHURN_CONFIG         {settings.config_path or 'not set (defaults)'}")
+        console.print("[bold]Product configuration[/bold]")
+        console.print(
+            yaml.safe_dump(config.model_dump(), sort_keys=False, allow_unicode=True), highlight=False
+        )
+
+
+def _hide_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["ENTITIES", "app", "main"]

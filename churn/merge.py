@@ -1,0 +1,179 @@
+"""Moving checked rows into a table: a staging table, set-based checks, and an idempotent upsert.
+
+Rows are bulk-loaded into a temporary staging table inside the caller's transaction, checked there
+with SQL (duplicate keys in the file, unknown customers), then merged: changed rows are updated,
+new rows inserted, identical rows left alone. Nothing is visible to others until the caller commits.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    Table,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+
+from churn.tables import UtcDateTime, customers
+
+ROW = "_row"  # staging column: the row's place in the source file
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A staged row that cannot be merged: ``row`` and the other row or value it clashes with."""
+
+    row: int
+    value: str
+    first_row: int | None = None
+
+
+def create_staging(connection: Connection, target: Table, columns: list[str]) -> Table:
+    """A temporary table shaped like ``target``'s ``columns`` plus the source row number."""
+    name = f"staging_{target.name}"
+    connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    staging = Table(
+        name,
+        MetaData(),
+        *(Column(c, target.c[c].type) for c in columns),
+        Column(ROW, BigInteger, nullable=False),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    staging.create(connection)
+    return staging
+
+
+def drop_staging(connection: Connection, staging: Table) -> None:
+    # PostgreSQL drops it at commit; SQLite keeps temp tables for the life of the pooled connection.
+    if connection.dialect.name != "postgresql":
+        staging.drop(connection)
+
+
+def load_staging(connection: Connection, staging: Table, rows: pd.DataFrame) -> None:
+    """Bulk-load ``rows`` (typed, index = source row number) with the engine's fastest path."""
+    if rows.empty:
+        return
+    frame = rows.reset_index(names=ROW)[[c.name for c in staging.columns]]
+    if connection.dialect.name == "postgresql":
+        _copy_into(connection, staging, frame)
+    else:
+        _insert_many(connection, staging, frame)
+
+
+def _copy_into(connection: Connection, staging: Table, frame: pd.DataFrame) -> None:
+    buffer = io.BytesIO()
+    pacsv.write_csv(
+        pa.Table.from_pandas(frame, preserve_index=False),
+        buffer,
+        pacsv.WriteOptions(include_header=False),
+    )
+    names = ", ".join(frame.columns)
+    driver = connection.connection.driver_connection  # psycopg 3: COPY is its fastest bulk path
+    with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
+        f"COPY {staging.name} ({names}) FROM STDIN WITH (FORMAT csv)"
+    ) as copy:
+        copy.write(buffer.getbuffer())
+
+
+def _insert_many(connection: Connection, staging: Table, frame: pd.DataFrame) -> None:
+    columns: dict[str, list[object]] = {}
+    for name in frame.columns:
+        series = frame[name]
+        if isinstance(staging.c[name].type, UtcDateTime):
+            # The text form SQLAlchemy itself writes for SQLite datetimes, so stored values compare equal.
+            arrow = pa.array(series, type=pa.timestamp("us", tz="UTC"))
+            columns[name] = pc.strftime(arrow, format="%Y-%m-%d %H:%M:%S").to_pylist()
+        else:
+            columns[name] = series.astype(object).where(series.notna(), None).tolist()
+    values = list(zip(*columns.values(), strict=True))
+    placeholders = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO {staging.name} ({', '.join(columns)}) VALUES ({placeholders})"
+    connection.connection.driver_connection.executemany(sql, values)  # type: ignore[union-attr]
+
+
+def find_duplicate_keys(
+    connection: Connection, staging: Table, key: str, limit: int
+) -> tuple[list[Conflict], int]:
+    """Rows whose key already appeared earlier in the same file, and how many there are."""
+    firsts = (
+        select(staging.c[key].label("key"), func.min(staging.c[ROW]).label("first_row"))
+        .group_by(staging.c[key])
+        .having(func.count() > 1)
+        .subquery()
+    )
+    repeats = (
+        select(staging.c[ROW], staging.c[key], firsts.c.first_row)
+        .join(firsts, staging.c[key] == firsts.c.key)
+        .where(staging.c[ROW] > firsts.c.first_row)
+    )
+    return _first_and_count(connection, repeats, limit)
+
+
+def find_unknown_customers(connection: Connection, staging: Table, limit: int) -> tuple[list[Conflict], int]:
+    """Rows that refer to a customer the database does not know."""
+    unknown = select(staging.c[ROW], staging.c.customer_id).where(
+        ~exists().where(customers.c.customer_id == staging.c.customer_id)
+    )
+    return _first_and_count(connection, unknown, limit)
+
+
+def _first_and_count(connection: Connection, query: select, limit: int) -> tuple[list[Conflict], int]:  # type: ignore[valid-type]
+    found = connection.execute(query.order_by(query.selected_columns[0]).limit(limit)).all()
+    total = connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    return [Conflict(row, str(value), *rest) for row, value, *rest in found], total
+
+
+def merge_staging(
+    connection: Connection, staging: Table, target: Table, key: str, *, now: datetime
+) -> MergeCounts:
+    """Update changed rows, insert new ones, leave identical ones alone; count each."""
+    if connection.dialect.name == "postgresql":
+        # One import per table at a time: two concurrent imports of the same new key would otherwise
+        # both try to insert it. Readers are not blocked.
+        connection.execute(text(f"LOCK TABLE {target.name} IN SHARE ROW EXCLUSIVE MODE"))
+    values = [c.name for c in staging.columns if c.name not in (key, ROW)]
+    staged = connection.execute(select(func.count()).select_from(staging)).scalar_one()
+    changed = or_(*(target.c[c].is_distinct_from(staging.c[c]) for c in values))
+    updated = connection.execute(
+        update(target)
+        .where(and_(target.c[key] == staging.c[key], changed))
+        .values({**{c: staging.c[c] for c in values}, "updated_at": literal(now, UtcDateTime)})
+    ).rowcount
+    stamp = literal(now, UtcDateTime)
+    inserted = connection.execute(
+        insert(target).from_select(
+            [key, *values, "ingested_at", "updated_at"],
+            select(staging.c[key], *(staging.c[c] for c in values), stamp, stamp).where(
+                ~exists().where(target.c[key] == staging.c[key])
+            ),
+        ),
+        # SQLAlchemy only promises rowcount for UPDATE/DELETE unless asked to keep it.
+        execution_options={"preserve_rowcount": True},
+    ).rowcount
+    return MergeCounts(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)

@@ -1,0 +1,200 @@
+"""The operational database schema: the six contract entities and the import log.
+
+Every timestamp is stored in UTC. Each contract row also records when we first saw it
+(``ingested_at``) and when it last changed (``updated_at``), so feature jobs can tell what was
+known at a given time and late-arriving rows only affect snapshots built after they arrived.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that goes in and comes out as aware UTC on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so the value is stored as naive UTC
+    text and the zone is put back on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store aware UTC timestamps only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Attributes are compared for idempotent re-imports, so PostgreSQL gets JSONB (which has equality).
+Attributes = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(128)
+
+
+def _bookkeeping() -> list[Column[Any]]:
+    return [
+        Column("ingested_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+    ]
+
+
+def _customer_ref() -> Column[Any]:
+    return Column("customer_id", ID, ForeignKey("customers.customer_id"), nullable=False)
+
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", ID, primary_key=True),
+    Column("name", String(255)),
+    Column("segment", String(64)),
+    Column("plan", String(64)),
+    Column("region", String(64)),
+    Column("owner_email", String(255)),
+    Column("created_at", UtcDateTime),
+    Column("seats", Integer),
+    Column("attributes", Attributes, nullable=False, default=dict),
+    *_bookkeeping(),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("subscription_id", ID, primary_key=True),
+    _customer_ref(),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime),
+    Column("mrr", Double, nullable=False),
+    Column("plan", String(64)),
+    Column("seats", Integer),
+    Column("billing_period", String(16)),
+    *_bookkeeping(),
+    Index(None, "customer_id", "started_at"),
+)
+
+usage_events = Table(
+    "usage_events",
+    metadata,
+    # Without a source id this is a digest of the whole row (see churn.ingest), so re-imports match.
+    Column("event_id", ID, primary_key=True),
+    _customer_ref(),
+    Column("event_type", String(64), nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("user_id", ID),
+    Column("quantity", Double, nullable=False, default=1.0),
+    *_bookkeeping(),
+    # Feature jobs scan one customer's events over a time window.
+    Index(None, "customer_id", "occurred_at"),
+    # Incremental daily rollups pick up only rows that arrived since the last run.
+    Index(None, "ingested_at"),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("ticket_id", ID, primary_key=True),
+    _customer_ref(),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("first_response_at", UtcDateTime),
+    Column("resolved_at", UtcDateTime),
+    Column("status", String(32)),
+    Column("priority", String(32)),
+    Column("channel", String(32)),
+    Column("replies", Integer),
+    Column("reopened", Boolean),
+    Column("escalated", Boolean),
+    Column("csat", Integer),
+    *_bookkeeping(),
+    Index(None, "customer_id", "opened_at"),
+)
+
+survey_responses = Table(
+    "survey_responses",
+    metadata,
+    Column("response_id", ID, primary_key=True),
+    _customer_ref(),
+    Column("survey", String(8), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("responded_at", UtcDateTime, nullable=False),
+    Column("comment", Text),
+    Column("touchpoint", String(64)),
+    *_bookkeeping(),
+    Index(None, "customer_id", "responded_at"),
+)
+
+cancellations = Table(
+    "cancellations",
+    metadata,
+    Column("cancellation_id", ID, primary_key=True),
+    _customer_ref(),
+    Column("effective_at", UtcDateTime, nullable=False),
+    Column("requested_at", UtcDateTime),
+    Column("reason_code", String(64)),
+    Column("reason_text", Text),
+    Column("voluntary", Boolean),
+    Column("source", String(64)),
+    *_bookkeeping(),
+    Index(None, "customer_id", "effective_at"),
+)
+
+ingest_runs = Table(
+    "ingest_runs",
+    metadata,
+    Column("run_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("entity", String(32), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Column("rows_read", BigInteger, nullable=False),
+    Column("inserted", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Column("unchanged", BigInteger, nullable=False),
+)
+
+CONTRACT_TABLES: dict[str, Table] = {
+    "customers": customers,
+    "subscriptions": subscriptions,
+    "events": usage_events,
+    "tickets": tickets,
+    "surveys": survey_responses,
+    "cancellations": cancellations,
+}

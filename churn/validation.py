@@ -1,0 +1,243 @@
+"""Checking one chunk of an import against the data contract, vectorised over its rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from churn.contract import SURVEY_SCALES, TIME_ORDER, Entity, Field, Kind
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+# An explicit offset after a time of day ("...09:30:00Z", "...09:30+02:00"); a bare date has none.
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+# Facts that have happened cannot carry a future timestamp; a day of slack absorbs clock skew.
+_FUTURE_SLACK = pd.Timedelta(days=1)
+OBSERVED = frozenset(
+    {"occurred_at", "opened_at", "first_response_at", "resolved_at", "responded_at", "requested_at"}
+)
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One invalid value: where it is and what was expected."""
+
+    row: int
+    column: str
+    message: str = field(compare=False)
+
+
+@dataclass
+class CheckedChunk:
+    """The rows that passed (typed, in contract order) and the problems found."""
+
+    rows: pd.DataFrame
+    problems: list[Problem]
+    problem_count: int
+
+
+class _Collector:
+    """Keeps the first few problems of each kind in full and counts the rest."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.problems: list[Problem] = []
+        self.count = 0
+        self.bad_rows: set[int] = set()
+
+    def add(self, mask: pd.Series, column: str, describe: callable) -> None:  # type: ignore[valid-type]
+        if not mask.any():
+            return
+        rows = mask.index[mask.to_numpy(dtype=bool)]
+        self.count += len(rows)
+        self.bad_rows.update(rows.tolist())
+        for row in rows[: self.keep]:
+            self.problems.append(Problem(int(row), column, describe(row)))
+
+
+def check_chunk(
+    entity: Entity,
+    frame: pd.DataFrame,
+    *,
+    timezone: ZoneInfo,
+    now: datetime,
+    keep: int = 20,
+) -> CheckedChunk:
+    """Validate and type every contract column of ``frame`` (already renamed to contract names)."""
+    found = _Collector(keep)
+    typed: dict[str, pd.Series] = {}
+    for spec in entity.fields:
+        raw = frame[spec.name] if spec.name in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
+        typed[spec.name] = _check_field(spec, raw, found, timezone=timezone, now=now)
+    _check_survey_scales(entity, typed, frame, found)
+    _check_time_order(entity, typed, found)
+    rows = pd.DataFrame(typed, index=frame.index)
+    if entity.keeps_extra_columns:
+        extra = [c for c in frame.columns if c not in entity.columns]
+        rows["attributes"] = _attributes(frame[extra])
+    if found.bad_rows:
+        rows = rows.drop(index=list(found.bad_rows))
+    found.problems.sort()
+    return CheckedChunk(rows=rows, problems=found.problems[:keep], problem_count=found.count)
+
+
+def _shown(value: object) -> str:
+    text = str(value)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _check_field(
+    spec: Field, raw: pd.Series, found: _Collector, *, timezone: ZoneInfo, now: datetime
+) -> pd.Series:
+    text = raw.astype("string").str.strip() if not _is_typed(raw) else raw
+    missing = text.isna() | (text == "") if not _is_typed(raw) else raw.isna()
+    if not _is_typed(raw):
+        text = text.mask(missing)
+    if spec.required:
+        found.add(missing, spec.name, lambda row: f"column '{spec.name}': is required but empty")
+
+    def invalid(bad: pd.Series, reason: str = "") -> None:
+        found.add(
+            bad & ~missing,
+            spec.name,
+            lambda row: (
+                f"column '{spec.name}': {_shown(raw.loc[row])} {reason or 'is not ' + spec.expectation()}"
+            ),
+        )
+
+    match spec.kind:
+        case Kind.TEXT:
+            too_long = text.str.len() > spec.max_length
+            invalid(too_long.fillna(False), f"is longer than {spec.max_length} characters")
+            return text
+        case Kind.CHOICE:
+            lowered = text.str.lower()
+            invalid(~lowered.isin(spec.choices).fillna(False))
+            return lowered
+        case Kind.BOOLEAN:
+            return _booleans(text, invalid)
+        case Kind.INTEGER | Kind.NUMBER:
+            return _numbers(spec, text, missing, invalid)
+        case Kind.TIMESTAMP:
+            stamps, at_clock_change = _timestamps(raw, text, timezone)
+            invalid(stamps.isna() & ~at_clock_change)
+            invalid(
+                at_clock_change,
+                f"does not exist or is ambiguous in {timezone.key} (a daylight-saving change); "
+                "give it an offset",
+            )
+            if spec.name in OBSERVED:
+                future = stamps > pd.Timestamp(now) + _FUTURE_SLACK
+                invalid(future.fillna(False), "is in the future (has it the right time zone?)")
+            return stamps
+    raise AssertionError(spec.kind)
+
+
+def _is_typed(raw: pd.Series) -> bool:
+    """Parquet columns may already be numbers, booleans or timestamps rather than text."""
+    return not (pd.api.types.is_string_dtype(raw.dtype) or raw.dtype == object)
+
+
+def _booleans(text: pd.Series, invalid: callable) -> pd.Series:  # type: ignore[valid-type]
+    if pd.api.types.is_bool_dtype(text.dtype):
+        return text.astype("boolean")
+    lowered = text.astype("string").str.lower()
+    values = pd.Series(pd.NA, index=text.index, dtype="boolean")
+    values[lowered.isin(_TRUE).fillna(False)] = True
+    values[lowered.isin(_FALSE).fillna(False)] = False
+    invalid(values.isna() & lowered.notna())
+    return values
+
+
+def _numbers(spec: Field, text: pd.Series, missing: pd.Series, invalid: callable) -> pd.Series:  # type: ignore[valid-type]
+    numbers = pd.to_numeric(text, errors="coerce")
+    if not pd.api.types.is_numeric_dtype(numbers.dtype) or pd.api.types.is_bool_dtype(numbers.dtype):
+        numbers = pd.to_numeric(text.astype("string"), errors="coerce")
+    numbers = numbers.astype("Float64")
+    bad = numbers.isna() | ~np.isfinite(numbers.fillna(0))
+    if spec.kind is Kind.INTEGER:
+        bad |= (numbers % 1 != 0).fillna(False)
+    if spec.minimum is not None:
+        bad |= (numbers < spec.minimum).fillna(False)
+    if spec.maximum is not None:
+        bad |= (numbers > spec.maximum).fillna(False)
+    invalid(bad)
+    if spec.default is not None:
+        numbers = numbers.fillna(spec.default)
+    return numbers.astype("Int64") if spec.kind is Kind.INTEGER else numbers.astype("Float64")
+
+
+def _timestamps(raw: pd.Series, text: pd.Series, timezone: ZoneInfo) -> tuple[pd.Series, pd.Series]:
+    """Parse to aware UTC, values without an offset being local time in ``timezone``.
+
+    Also returns which values fell in a daylight-saving change (nonexistent or ambiguous local times).
+    """
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        if raw.dt.tz is not None:
+            return raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]"), pd.Series(False, index=raw.index)
+        local = _localise(raw, timezone)
+        return local.dt.tz_convert("UTC").astype("datetime64[us, UTC]"), local.isna() & raw.notna()
+    text = text.astype("string")
+    has_offset = text.str.contains(_OFFSET, regex=True).fillna(False).astype(bool)
+    aware = pd.to_datetime(text.where(has_offset), utc=True, format="ISO8601", errors="coerce")
+    naive = pd.to_datetime(text.where(~has_offset), format="ISO8601", errors="coerce")
+    local = _localise(naive, timezone)
+    at_clock_change = (local.isna() & naive.notna()).astype(bool)
+    stamps = aware.where(has_offset, local.dt.tz_convert("UTC"))
+    return stamps.astype("datetime64[us, UTC]"), at_clock_change
+
+
+def _localise(naive: pd.Series, timezone: ZoneInfo) -> pd.Series:
+    # Times that do not exist or are ambiguous at a DST change become invalid, not silently shifted.
+    return naive.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+
+
+def _check_survey_scales(
+    entity: Entity, typed: dict[str, pd.Series], frame: pd.DataFrame, found: _Collector
+) -> None:
+    if "survey" not in typed or "score" not in typed:
+        return
+    for kind, (low, high) in SURVEY_SCALES.items():
+        score = typed["score"]
+        outside = (typed["survey"] == kind) & ((score < low) | (score > high))
+        found.add(
+            outside.fillna(False),
+            "score",
+            lambda row, kind=kind, low=low, high=high: (
+                f"column 'score': {_shown(frame['score'].loc[row])} is outside the {kind.upper()} "
+                f"scale (expected {low} to {high})"
+            ),
+        )
+
+
+def _check_time_order(entity: Entity, typed: dict[str, pd.Series], found: _Collector) -> None:
+    for earlier, later in TIME_ORDER.get(entity.name, ()):
+        before = (typed[later] < typed[earlier]).fillna(False)
+        found.add(
+            before,
+            later,
+            lambda row, earlier=earlier, later=later: (
+                f"column '{later}': {typed[later].loc[row].isoformat()} is before "
+                f"{earlier} {typed[earlier].loc[row].isoformat()}"
+            ),
+        )
+
+
+def _attributes(extra: pd.DataFrame) -> pd.Series:
+    """Columns outside the contract, kept per row as JSON text (sorted keys, so re-imports compare equal)."""
+    records = extra.astype("object").where(extra.notna(), None).to_dict("records")
+    return pd.Series(
+        [
+            json.dumps(
+                {k: v for k, v in r.items() if v not in (None, "")}, sort_keys=True, ensure_ascii=False
+            )
+            for r in records
+        ],
+        index=extra.index,
+        dtype="string",
+    )

@@ -1,0 +1,1 @@
+"""Serving: batch scoring, alert rules, Slack notifier, scheduler and REST API."""

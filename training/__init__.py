@@ -1,0 +1,1 @@
+"""Training: dataset assembly, LightGBM fit, backtest, calibration, explanations, MLflow registry, reasons."""
