@@ -162,7 +162,7 @@ SURVEYS = Entity(
         Field("response_id", Kind.TEXT, required=True, max_length=_ID),
         Field("customer_id", Kind.TEXT, required=True, max_length=_ID),
         Field("survey", Kind.CHOICE, required=True, choices=tuple(SURVEY_SCALES)),
-        Field("score", Kind.INTEGER, required=True, minimum=0, maximum=10),
+        Field("score", Kind.INTEGER, required=True),  # range depends on the survey: SURVEY_SCALES
         Field("responded_at", Kind.TIMESTAMP, required=True),
         Field("comment", Kind.TEXT, max_length=4000),
         Field("touchpoint", Kind.TEXT, max_length=64),

@@ -102,15 +102,14 @@ def _copy_into(connection: Connection, staging: Table, frame: pd.DataFrame) -> N
 
 
 def _insert_many(connection: Connection, staging: Table, frame: pd.DataFrame) -> None:
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
     columns: dict[str, list[object]] = {}
     for name in frame.columns:
-        series = frame[name]
         if isinstance(staging.c[name].type, UtcDateTime):
             # The text form SQLAlchemy itself writes for SQLite datetimes, so stored values compare equal.
-            arrow = pa.array(series, type=pa.timestamp("us", tz="UTC"))
-            columns[name] = pc.strftime(arrow, format="%Y-%m-%d %H:%M:%S").to_pylist()
+            columns[name] = pc.strftime(arrow[name], format="%Y-%m-%d %H:%M:%S").to_pylist()
         else:
-            columns[name] = series.astype(object).where(series.notna(), None).tolist()
+            columns[name] = arrow[name].to_pylist()
     values = list(zip(*columns.values(), strict=True))
     placeholders = ", ".join("?" for _ in columns)
     sql = f"INSERT INTO {staging.name} ({', '.join(columns)}) VALUES ({placeholders})"

@@ -6,6 +6,7 @@ import csv
 import gzip
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,9 +103,12 @@ class SourceFile:
             return list(self._parquet().schema_arrow.names)
         stream, _ = self._open_text_stream()
         try:
-            with io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") as text:
-                header = next(csv.reader(text), None)
-        except (UnicodeDecodeError, OSError, gzip.BadGzipFile, EOFError) as exc:
+            with stream:
+                first_line = stream.readline(1 << 20)
+            header = next(csv.reader([first_line.decode("utf-8-sig")]), None)
+        except UnicodeDecodeError:
+            raise SourceError(f"{self.path}:1: the header is not UTF-8 text (save the file as UTF-8)") from None
+        except (OSError, gzip.BadGzipFile, EOFError) as exc:
             raise SourceError(f"{self.path}: cannot read the header line: {exc}") from None
         if not header or not any(h.strip() for h in header):
             raise SourceError(f"{self.path}: the file is empty (expected a header line with column names)")
@@ -162,7 +166,12 @@ class SourceFile:
                 ragged.clear()
                 yield Chunk(frame=frame, progress=counting.consumed, malformed=malformed)
         except pa.ArrowInvalid as exc:
-            raise SourceError(f"{self.path}: malformed CSV: {_arrow_message(exc)}") from None
+            message = _arrow_message(exc)
+            if "UTF8" in message:
+                line = re.search(r"Row #(\d+)", message)
+                where = f"{self.path}:{line.group(1)}" if line else str(self.path)
+                raise SourceError(f"{where}: is not UTF-8 text (save the file as UTF-8)") from None
+            raise SourceError(f"{self.path}: malformed CSV: {message}") from None
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise SourceError(f"{self.path}: cannot read the file: {exc}") from None
         finally:
