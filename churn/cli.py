@@ -38,8 +38,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 EntityName = Literal["customers", "subscriptions", "events", "tickets", "surveys", "cancellations"]
 
@@ -163,6 +163,7 @@ def ingest(
         settings, config = _context()
         options = _ingest_options(config, column_map or [], timezone, dry_run)
         engine = _engine(settings)
+        errors.print(f"Importing {entity} from {path}{' (dry run)' if dry_run else ''}", highlight=False)
         with _progress(enabled=not as_json) as track:
             summary = ingest_file(
                 engine, entity, path, options=options, now=utc_now(), on_progress=track(f"{entity}", path)

@@ -95,9 +95,12 @@ def _copy_into(connection: Connection, staging: Table, frame: pd.DataFrame) -> N
     )
     names = ", ".join(frame.columns)
     driver = connection.connection.driver_connection  # psycopg 3: COPY is its fastest bulk path
-    with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-        f"COPY {staging.name} ({names}) FROM STDIN WITH (FORMAT csv)"
-    ) as copy:
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(  # type: ignore[union-attr]
+            f"COPY {staging.name} ({names}) FROM STDIN WITH (FORMAT csv)"
+        ) as copy,
+    ):
         copy.write(buffer.getbuffer())
 
 

@@ -107,7 +107,9 @@ class SourceFile:
                 first_line = stream.readline(1 << 20)
             header = next(csv.reader([first_line.decode("utf-8-sig")]), None)
         except UnicodeDecodeError:
-            raise SourceError(f"{self.path}:1: the header is not UTF-8 text (save the file as UTF-8)") from None
+            raise SourceError(
+                f"{self.path}:1: the header is not UTF-8 text (save the file as UTF-8)"
+            ) from None
         except (OSError, gzip.BadGzipFile, EOFError) as exc:
             raise SourceError(f"{self.path}: cannot read the header line: {exc}") from None
         if not header or not any(h.strip() for h in header):

@@ -115,7 +115,10 @@ usage_events = Table(
     metadata,
     # Without a source id this is a digest of the whole row (see churn.ingest), so re-imports match.
     Column("event_id", ID, primary_key=True),
-    _customer_ref(),
+    # No foreign key here, unlike the small tables: the importer checks every customer reference
+    # set-wise in the same transaction (customers are never deleted), and a per-row FK trigger
+    # made loading events 60% slower on PostgreSQL.
+    Column("customer_id", ID, nullable=False),
     Column("event_type", String(64), nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("user_id", ID),
@@ -123,8 +126,9 @@ usage_events = Table(
     *_bookkeeping(),
     # Feature jobs scan one customer's events over a time window.
     Index(None, "customer_id", "occurred_at"),
-    # Incremental daily rollups pick up only rows that arrived since the last run.
-    Index(None, "ingested_at"),
+    # Incremental daily rollups pick up only rows that arrived since the last run. ingested_at grows
+    # with insertion order, which is what a BRIN index (tiny, nearly free to maintain) is made for.
+    Index(None, "ingested_at", postgresql_using="brin"),
 )
 
 tickets = Table(

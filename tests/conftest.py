@@ -36,7 +36,9 @@ def postgres_database() -> Iterator[str]:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
         where = make_url(POSTGRES_URL).render_as_string(hide_password=True)
-        message = f"PostgreSQL is not reachable at {where} ({type(exc).__name__}); set CHURN_TEST_POSTGRES_URL"
+        message = (
+            f"PostgreSQL is not reachable at {where} ({type(exc).__name__}); set CHURN_TEST_POSTGRES_URL"
+        )
         if REQUIRE_POSTGRES:
             pytest.fail(message)
         pytest.skip(message + " to run the PostgreSQL half of the suite")

@@ -59,39 +59,95 @@ def event_rows(n: int = 5, customer_id: str = "C001") -> list[dict[str, object]]
 
 def survey_rows() -> list[dict[str, object]]:
     return [
-        {"response_id": "S1", "customer_id": "C001", "survey": "nps", "score": 9,
-         "responded_at": "2024-03-01T12:00:00+03:00", "comment": "الخدمة ممتازة"},
-        {"response_id": "S2", "customer_id": "C002", "survey": "csat", "score": 2,
-         "responded_at": "2024-03-02T12:00:00Z", "comment": "Slow support"},
-        {"response_id": "S3", "customer_id": "C003", "survey": "ces", "score": 6,
-         "responded_at": "2024-03-03 12:00:00", "comment": None},
+        {
+            "response_id": "S1",
+            "customer_id": "C001",
+            "survey": "nps",
+            "score": 9,
+            "responded_at": "2024-03-01T12:00:00+03:00",
+            "comment": "الخدمة ممتازة",
+        },
+        {
+            "response_id": "S2",
+            "customer_id": "C002",
+            "survey": "csat",
+            "score": 2,
+            "responded_at": "2024-03-02T12:00:00Z",
+            "comment": "Slow support",
+        },
+        {
+            "response_id": "S3",
+            "customer_id": "C003",
+            "survey": "ces",
+            "score": 6,
+            "responded_at": "2024-03-03 12:00:00",
+            "comment": None,
+        },
     ]
 
 
 def ticket_rows() -> list[dict[str, object]]:
     return [
-        {"ticket_id": "T1", "customer_id": "C001", "opened_at": "2024-03-01T09:00:00Z",
-         "first_response_at": "2024-03-01T11:30:00Z", "resolved_at": "2024-03-02T09:00:00Z",
-         "status": "solved", "priority": "high", "channel": "email", "replies": 3,
-         "reopened": "false", "escalated": "yes", "csat": 4},
-        {"ticket_id": "T2", "customer_id": "C002", "opened_at": "2024-03-05T09:00:00Z",
-         "status": "open", "priority": "normal", "channel": "chat", "replies": 0},
+        {
+            "ticket_id": "T1",
+            "customer_id": "C001",
+            "opened_at": "2024-03-01T09:00:00Z",
+            "first_response_at": "2024-03-01T11:30:00Z",
+            "resolved_at": "2024-03-02T09:00:00Z",
+            "status": "solved",
+            "priority": "high",
+            "channel": "email",
+            "replies": 3,
+            "reopened": "false",
+            "escalated": "yes",
+            "csat": 4,
+        },
+        {
+            "ticket_id": "T2",
+            "customer_id": "C002",
+            "opened_at": "2024-03-05T09:00:00Z",
+            "status": "open",
+            "priority": "normal",
+            "channel": "chat",
+            "replies": 0,
+        },
     ]
 
 
 def subscription_rows() -> list[dict[str, object]]:
     return [
-        {"subscription_id": "SUB1", "customer_id": "C001", "started_at": "2024-01-15T00:00:00Z",
-         "ended_at": "2024-06-15T00:00:00Z", "mrr": "499.00", "plan": "Growth", "seats": 10,
-         "billing_period": "monthly"},
-        {"subscription_id": "SUB2", "customer_id": "C002", "started_at": "2024-01-15T00:00:00Z",
-         "mrr": 1200.5, "plan": "Business", "seats": 40, "billing_period": "annual"},
+        {
+            "subscription_id": "SUB1",
+            "customer_id": "C001",
+            "started_at": "2024-01-15T00:00:00Z",
+            "ended_at": "2024-06-15T00:00:00Z",
+            "mrr": "499.00",
+            "plan": "Growth",
+            "seats": 10,
+            "billing_period": "monthly",
+        },
+        {
+            "subscription_id": "SUB2",
+            "customer_id": "C002",
+            "started_at": "2024-01-15T00:00:00Z",
+            "mrr": 1200.5,
+            "plan": "Business",
+            "seats": 40,
+            "billing_period": "annual",
+        },
     ]
 
 
 def cancellation_rows() -> list[dict[str, object]]:
     return [
-        {"cancellation_id": "X1", "customer_id": "C001", "requested_at": "2024-06-01T00:00:00Z",
-         "effective_at": "2024-06-15T00:00:00Z", "reason_code": "price",
-         "reason_text": "السعر مرتفع جدا", "voluntary": "true", "source": "in_app"},
+        {
+            "cancellation_id": "X1",
+            "customer_id": "C001",
+            "requested_at": "2024-06-01T00:00:00Z",
+            "effective_at": "2024-06-15T00:00:00Z",
+            "reason_code": "price",
+            "reason_text": "السعر مرتفع جدا",
+            "voluntary": "true",
+            "source": "in_app",
+        },
     ]

@@ -176,7 +176,9 @@ def test_typed_parquet_columns_are_checked_too(with_customers, tmp_path):
     with pytest.raises(IngestError) as rejected:
         ingest(with_customers, "events", path)
 
-    assert rejected.value.problems == [f"{path}: row 3: column 'quantity': '-5' is not a number of at least 0"]
+    assert rejected.value.problems == [
+        f"{path}: row 3: column 'quantity': '-5' is not a number of at least 0"
+    ]
 
 
 def test_each_import_is_recorded(with_customers, tmp_path):

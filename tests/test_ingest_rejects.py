@@ -97,12 +97,20 @@ def test_identical_rows_without_an_id_are_duplicates(loaded, tmp_path):
 
 @pytest.mark.parametrize(
     ("survey", "score", "scale"),
-    [("nps", "11", "NPS scale (expected 0 to 10)"), ("csat", "0", "CSAT scale (expected 1 to 5)"),
-     ("ces", "8", "CES scale (expected 1 to 7)")],
+    [
+        ("nps", "11", "NPS scale (expected 0 to 10)"),
+        ("csat", "0", "CSAT scale (expected 1 to 5)"),
+        ("ces", "8", "CES scale (expected 1 to 7)"),
+    ],
 )
 def test_survey_scores_outside_their_scale(loaded, tmp_path, survey, score, scale):
-    row = {"response_id": "R1", "customer_id": "C001", "survey": survey, "score": score,
-           "responded_at": "2024-03-01T10:00:00Z"}
+    row = {
+        "response_id": "R1",
+        "customer_id": "C001",
+        "survey": survey,
+        "score": score,
+        "responded_at": "2024-03-01T10:00:00Z",
+    }
     path = factories.write_csv(tmp_path / "s.csv", [row])
 
     error = rejected(loaded, "surveys", path)
@@ -111,8 +119,13 @@ def test_survey_scores_outside_their_scale(loaded, tmp_path, survey, score, scal
 
 
 def test_an_unknown_survey_kind(loaded, tmp_path):
-    row = {"response_id": "R1", "customer_id": "C001", "survey": "nss", "score": "3",
-           "responded_at": "2024-03-01T10:00:00Z"}
+    row = {
+        "response_id": "R1",
+        "customer_id": "C001",
+        "survey": "nss",
+        "score": "3",
+        "responded_at": "2024-03-01T10:00:00Z",
+    }
     path = factories.write_csv(tmp_path / "s.csv", [row])
 
     error = rejected(loaded, "surveys", path)
@@ -121,7 +134,9 @@ def test_an_unknown_survey_kind(loaded, tmp_path):
 
 
 def test_a_missing_required_column_suggests_map(loaded, tmp_path):
-    path = factories.write_csv(tmp_path / "e.csv", [{"customer_id": "C001", "type": "login", "ts": "2024-01-01"}])
+    path = factories.write_csv(
+        tmp_path / "e.csv", [{"customer_id": "C001", "type": "login", "ts": "2024-01-01"}]
+    )
 
     error = rejected(loaded, "events", path)
 
@@ -139,7 +154,7 @@ def test_a_map_naming_a_column_the_file_lacks(loaded, tmp_path):
     error = rejected(loaded, "events", path, column_map={"When": "occurred_at"})
 
     assert error.problems[0] == (
-        f"--map When=occurred_at: the file has no column 'When' "
+        "--map When=occurred_at: the file has no column 'When' "
         "(columns: event_id, customer_id, event_type, occurred_at, user_id, quantity)"
     )
 
@@ -190,7 +205,10 @@ def test_text_that_is_not_utf8(loaded, tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("events.xlsx", "unknown file type (expected .csv, .csv.gz or .parquet)"), ("missing.csv", "file not found")],
+    [
+        ("events.xlsx", "unknown file type (expected .csv, .csv.gz or .parquet)"),
+        ("missing.csv", "file not found"),
+    ],
 )
 def test_unreadable_files(loaded, tmp_path, name, message):
     path = tmp_path / name

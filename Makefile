@@ -1,0 +1,41 @@
+# The README's commands. `make demo` and `make test` set everything up on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup demo test lint format bench lock clean
+
+$(BIN)/churn: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/churn  ## create .venv with the locked dependencies
+
+demo: setup  ## generate the demo company and run the pipeline on the embedded default (SQLite, ./mlruns)
+	$(BIN)/churn demo
+
+test: setup lint  ## lint, then the whole test suite on SQLite and PostgreSQL
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup  ## ingest and demo-data benchmarks; prints a table (see docs/benchmarks.md)
+	$(BIN)/python -m benchmarks
+
+lock:  ## re-resolve the newest allowed versions into constraints.txt (then run make test)
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	( echo "# Exact versions the project is tested with; regenerate with 'make lock'."; \
+	  .lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e ' ) > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
