@@ -1,0 +1,23 @@
+"""The docs stay true to the code they describe."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from churn.contract import ENTITIES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("entity", list(ENTITIES.values()), ids=list(ENTITIES))
+def test_the_data_contract_doc_lists_every_column(entity):
+    doc = (ROOT / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    section = doc.split(f"### {entity.name} ")[1].split("###")[0]
+    rows = re.findall(r"^\| (\w+)( \*)? \|", section, flags=re.MULTILINE)
+    documented = {name: star for name, star in rows if name != "column"}
+
+    assert set(documented) == set(entity.columns)
+    assert {name for name, star in documented.items() if star} == set(entity.required)
