@@ -24,6 +24,8 @@ POSTGRES_URL = normalise_database_url(
 REQUIRE_POSTGRES = os.environ.get("CHURN_REQUIRE_POSTGRES", "") not in ("", "0", "false")
 
 BACKENDS = ["sqlite", "postgresql"]
+# PostgreSQL databases already at the head schema: later tests only truncate them.
+_migrated: set[str] = set()
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +52,7 @@ def postgres_database() -> Iterator[str]:
 
 
 def _reset_postgres(url: str) -> None:
+    _migrated.discard(url)
     engine = make_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
@@ -65,9 +68,6 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = request.getfixturevalue("postgres_database")
     _reset_postgres(url)
     return url
-
-
-_migrated: set[str] = set()
 
 
 @pytest.fixture(params=BACKENDS)

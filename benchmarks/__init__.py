@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks` prints measured speeds as ratios against same-run baselines."""
