@@ -247,7 +247,7 @@ def demo_data(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed and --end give the same files.")] = 7,
     end: Annotated[
         datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="Last day of the data (default: today, UTC)."),
+        typer.Option(formats=["%Y-%m-%d"], help="End of the data window, exclusive (default: today, UTC)."),
     ] = None,
     file_format: Annotated[Literal["csv", "parquet"], typer.Option("--format", help="File format.")] = "csv",
 ) -> None:
