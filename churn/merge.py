@@ -123,6 +123,9 @@ def find_duplicate_keys(
     connection: Connection, staging: Table, key: str, limit: int
 ) -> tuple[list[Conflict], int]:
     """Rows whose key already appeared earlier in the same file, and how many there are."""
+    distinct = select(func.count() - func.count(staging.c[key].distinct())).select_from(staging)
+    if not connection.execute(distinct).scalar_one():  # one aggregate settles the usual, clean file
+        return [], 0
     firsts = (
         select(staging.c[key].label("key"), func.min(staging.c[ROW]).label("first_row"))
         .group_by(staging.c[key])
@@ -146,8 +149,10 @@ def find_unknown_customers(connection: Connection, staging: Table, limit: int) -
 
 
 def _first_and_count(connection: Connection, query: select, limit: int) -> tuple[list[Conflict], int]:  # type: ignore[valid-type]
-    found = connection.execute(query.order_by(query.selected_columns[0]).limit(limit)).all()
     total = connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    if not total:  # the usual case: skip the sorted look-up of examples
+        return [], 0
+    found = connection.execute(query.order_by(query.selected_columns[0]).limit(limit)).all()
     return [Conflict(row, str(value), *rest) for row, value, *rest in found], total
 
 

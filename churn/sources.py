@@ -208,20 +208,22 @@ class SourceFile:
 def _row_numbers(first_row: int, kept: int, skipped_lines: list[int | None]) -> pd.Index:
     """Data row numbers of the kept rows of a block, given the file lines of the skipped ones."""
     skipped = {line - 1 for line in skipped_lines if line}  # file line -> data row number
+    if not skipped:
+        return pd.RangeIndex(first_row, first_row + kept)
     numbers: list[int] = []
     row = first_row
     while len(numbers) < kept:
         if row not in skipped:
             numbers.append(row)
         row += 1
-    return pd.Index(numbers) if skipped else pd.RangeIndex(first_row, first_row + kept)
+    return pd.Index(numbers)
 
 
 def _text_types(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
     # Keep text as pandas' string dtype whatever the pandas version; typed Parquet columns
     # (numbers, timestamps, booleans) stay typed and are checked as such.
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return pd.StringDtype()
+        return pd.StringDtype("pyarrow")  # zero-copy from Arrow, and vectorised string functions
     return None
 
 

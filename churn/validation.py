@@ -157,7 +157,7 @@ def _booleans(text: pd.Series, invalid: callable) -> pd.Series:  # type: ignore[
 
 
 def _numbers(spec: Field, text: pd.Series, missing: pd.Series, invalid: callable) -> pd.Series:  # type: ignore[valid-type]
-    numbers = pd.to_numeric(text, errors="coerce")
+    numbers = _parse_numbers(text)
     if not pd.api.types.is_numeric_dtype(numbers.dtype) or pd.api.types.is_bool_dtype(numbers.dtype):
         numbers = pd.to_numeric(text.astype("string"), errors="coerce")
     numbers = numbers.astype("Float64")
@@ -172,6 +172,18 @@ def _numbers(spec: Field, text: pd.Series, missing: pd.Series, invalid: callable
     if spec.default is not None:
         numbers = numbers.fillna(spec.default)
     return numbers.astype("Int64") if spec.kind is Kind.INTEGER else numbers.astype("Float64")
+
+
+def _parse_numbers(text: pd.Series) -> pd.Series:
+    """Numbers from text (or typed Parquet values); what does not parse becomes missing."""
+    if not _is_typed(text):
+        # Arrow parses a clean column in C++; anything odd goes the slower, forgiving way.
+        try:
+            parsed = pc.cast(pa.array(text.array, type=pa.string(), from_pandas=True), pa.float64())
+            return pd.Series(parsed.to_numpy(zero_copy_only=False), index=text.index).astype("Float64")
+        except pa.ArrowInvalid:
+            pass
+    return pd.to_numeric(text, errors="coerce")
 
 
 def _timestamps(raw: pd.Series, text: pd.Series, timezone: ZoneInfo) -> tuple[pd.Series, pd.Series]:
