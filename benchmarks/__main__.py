@@ -11,8 +11,10 @@ and indexed like ``usage_events``: the floor any upsert into the real table has 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +47,7 @@ class Row:
     seconds: float
     baseline: str
     baseline_seconds: float
+    peak_mb: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -55,6 +58,18 @@ def timed(work: Callable[[], object]) -> float:
     started = time.perf_counter()
     work()
     return time.perf_counter() - started
+
+
+def ingest_in_child(url: str, entity: str, path: Path) -> tuple[float, float]:
+    """Import in a fresh process: (seconds the import took, that process's peak memory in MB)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ingest_child", url, entity, str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads(result.stdout)
+    return report["seconds"], report["peak_mb"]
 
 
 def count_rows(path: Path) -> int:
@@ -82,13 +97,12 @@ def bench_generation(out: Path, customers: int, months: int) -> tuple[Row, Path]
 
 
 def bench_sqlite(data: Path, workdir: Path) -> Row:
-    engine = make_engine(f"sqlite:///{workdir / 'bench.db'}")
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    engine = make_engine(url)
     upgrade_database(engine)
     ingest_file(engine, "customers", data / "customers.csv", options=IngestOptions(), now=datetime.now(UTC))
     events = data / "events.csv"
-    seconds = timed(
-        lambda: ingest_file(engine, "events", events, options=IngestOptions(), now=datetime.now(UTC))
-    )
+    seconds, peak_mb = ingest_in_child(url, "events", events)
 
     def executemany() -> None:
         table = pacsv.read_csv(events)
@@ -101,7 +115,9 @@ def bench_sqlite(data: Path, workdir: Path) -> Row:
 
     baseline = timed(executemany)
     engine.dispose()
-    return Row("ingest events -> SQLite", count_rows(events), seconds, "executemany, bare table", baseline)
+    return Row(
+        "ingest events -> SQLite", count_rows(events), seconds, "executemany, bare table", baseline, peak_mb
+    )
 
 
 def bench_postgres(data: Path) -> list[Row]:
@@ -117,9 +133,7 @@ def bench_postgres(data: Path) -> list[Row]:
             engine, "customers", data / "customers.csv", options=IngestOptions(), now=datetime.now(UTC)
         )
         events = data / "events.csv"
-        seconds = timed(
-            lambda: ingest_file(engine, "events", events, options=IngestOptions(), now=datetime.now(UTC))
-        )
+        seconds, peak_mb = ingest_in_child(url, "events", events)
 
         def copy_into(table: str, ddl: str) -> float:
             with engine.begin() as connection:
@@ -154,9 +168,14 @@ def bench_postgres(data: Path) -> list[Row]:
         )
         rows = count_rows(events)
         return [
-            Row("ingest events -> PostgreSQL", rows, seconds, "COPY, bare table", bare),
+            Row("ingest events -> PostgreSQL", rows, seconds, "COPY, bare table", bare, peak_mb),
             Row(
-                "ingest events -> PostgreSQL", rows, seconds, "COPY, table indexed like usage_events", indexed
+                "ingest events -> PostgreSQL",
+                rows,
+                seconds,
+                "COPY, indexed like usage_events",
+                indexed,
+                peak_mb,
             ),
         ]
     finally:
@@ -167,21 +186,25 @@ def bench_postgres(data: Path) -> list[Row]:
 
 
 def print_table(rows: list[Row], customers: int, months: int) -> None:
-    print(
-        f"\nData: demo company, {customers:,} customers x {months} months; peak RSS "
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB\n"
-    )
+    print(f"\nData: demo company, {customers:,} customers x {months} months (seed 1).")
+    print(f"Peak memory of this process (generation, baselines): {_own_peak_mb():,.0f} MB;")
+    print("each ingest runs in a fresh process, whose peak is in the last column.\n")
     header = (
         f"| {'stage':<34} | {'rows':>10} | {'seconds':>8} | {'rows/s':>9} | {'baseline':<38} "
-        f"| {'baseline s':>10} | {'ratio':>6} |"
+        f"| {'baseline s':>10} | {'ratio':>6} | {'peak MB':>7} |"
     )
     print(header)
     print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     for r in rows:
         print(
             f"| {r.stage:<34} | {r.rows:>10,} | {r.seconds:>8.2f} | {r.rows / r.seconds:>9,.0f} | "
-            f"{r.baseline:<38} | {r.baseline_seconds:>10.2f} | {r.ratio:>5.1f}x |"
+            f"{r.baseline:<38} | {r.baseline_seconds:>10.2f} | {r.ratio:>5.1f}x | "
+            f"{'' if r.peak_mb is None else f'{r.peak_mb:,.0f}':>7} |"
         )
+
+
+def _own_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv: list[str] | None = None) -> int:

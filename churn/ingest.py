@@ -135,20 +135,21 @@ def _load(
     total_problems = 0
     rows_read = 0
     try:
-        for chunk in source.chunks(options.chunk_mb):
-            frame = chunk.frame.rename(columns=renames)
-            rows_read += len(frame) + len(chunk.malformed)
-            total_problems += len(chunk.malformed)
-            problems.extend(chunk.malformed[:keep])
-            checked = check_chunk(entity, frame, timezone=timezone, now=now, keep=keep)
-            total_problems += checked.problem_count
-            problems.extend((p.row, f"{source.location(p.row)}: {p.message}") for p in checked.problems)
-            rows = checked.rows
-            if entity.key_derived_from_row:
-                rows = _with_derived_keys(entity, rows)
-            merge.load_staging(connection, staging, rows)
-            if on_progress:
-                on_progress(chunk.progress, source.size)
+        with merge.staging_loader(connection, staging) as load:
+            for chunk in source.chunks(options.chunk_mb):
+                frame = chunk.frame.rename(columns=renames)
+                rows_read += len(frame) + len(chunk.malformed)
+                total_problems += len(chunk.malformed)
+                problems.extend(chunk.malformed[:keep])
+                checked = check_chunk(entity, frame, timezone=timezone, now=now, keep=keep)
+                total_problems += checked.problem_count
+                problems.extend((p.row, f"{source.location(p.row)}: {p.message}") for p in checked.problems)
+                rows = checked.rows
+                if entity.key_derived_from_row:
+                    rows = _with_derived_keys(entity, rows)
+                load(rows)
+                if on_progress:
+                    on_progress(chunk.progress, source.size)
     except SourceError as exc:
         raise IngestError([str(exc)]) from None
     total_problems += _set_checks(connection, entity, staging, source, problems, keep)

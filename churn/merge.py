@@ -8,6 +8,8 @@ new rows inserted, identical rows left alone. Nothing is visible to others until
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -75,33 +78,33 @@ def drop_staging(connection: Connection, staging: Table) -> None:
         staging.drop(connection)
 
 
-def load_staging(connection: Connection, staging: Table, rows: pd.DataFrame) -> None:
-    """Bulk-load ``rows`` (typed, index = source row number) with the engine's fastest path."""
-    if rows.empty:
+@contextmanager
+def staging_loader(connection: Connection, staging: Table) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """A function that bulk-loads typed rows (index = source row number) into ``staging``.
+
+    PostgreSQL gets one ``COPY`` for the whole file, fed from a queue by a writer thread, so the
+    server parses and stores one chunk while we read and check the next. Other engines get
+    ``executemany`` per chunk. No other statement may run on the connection until the block ends.
+    """
+    columns = [c.name for c in staging.columns]
+
+    def ordered(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.reset_index(names=ROW)[columns]
+
+    if connection.dialect.name != "postgresql":
+        yield lambda rows: None if rows.empty else _insert_many(connection, staging, ordered(rows))
         return
-    frame = rows.reset_index(names=ROW)[[c.name for c in staging.columns]]
-    if connection.dialect.name == "postgresql":
-        _copy_into(connection, staging, frame)
-    else:
-        _insert_many(connection, staging, frame)
+    driver = connection.connection.driver_connection
+    sql = f"COPY {staging.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+    with driver.cursor() as cursor, cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy:  # type: ignore[union-attr]
+        yield lambda rows: None if rows.empty else copy.write(_csv_bytes(ordered(rows)))
 
 
-def _copy_into(connection: Connection, staging: Table, frame: pd.DataFrame) -> None:
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
-    pacsv.write_csv(
-        pa.Table.from_pandas(frame, preserve_index=False),
-        buffer,
-        pacsv.WriteOptions(include_header=False),
-    )
-    names = ", ".join(frame.columns)
-    driver = connection.connection.driver_connection  # psycopg 3: COPY is its fastest bulk path
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(  # type: ignore[union-attr]
-            f"COPY {staging.name} ({names}) FROM STDIN WITH (FORMAT csv)"
-        ) as copy,
-    ):
-        copy.write(buffer.getbuffer())
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+    return buffer.getvalue()
 
 
 def _insert_many(connection: Connection, staging: Table, frame: pd.DataFrame) -> None:
