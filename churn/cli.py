@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -29,6 +29,10 @@ from churn.config import ConfigError, ProductConfig, check_timezone, load_config
 from churn.contract import ENTITIES
 from churn.ingest import IngestError, IngestOptions, IngestSummary, parse_column_map
 from churn.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from churn.demo import DemoSummary
+    from churn.status import EntityStatus
 
 app = typer.Typer(
     help="Churn-risk prediction and alerting: import data, build features, train, score and alert.",
@@ -121,7 +125,7 @@ def db_status() -> None:
         console.print(_status_table(engine, entity_status(engine)))
 
 
-def _status_table(engine: Engine, statuses: list) -> Table:  # type: ignore[type-arg]
+def _status_table(engine: Engine, statuses: list[EntityStatus]) -> Table:
     table = Table(title=f"Database {engine.url.render_as_string(hide_password=True)}")
     table.add_column("entity")
     table.add_column("rows", justify="right")
@@ -273,7 +277,9 @@ def _end_day(end: datetime | None) -> date:
     return end.date() if end else utc_now().date()
 
 
-def _generate(out: Path, *, customers: int, months: int, seed: int, end: date, file_format: str):  # type: ignore[no-untyped-def]
+def _generate(
+    out: Path, *, customers: int, months: int, seed: int, end: date, file_format: Literal["csv", "parquet"]
+) -> DemoSummary:
     from churn.demo import generate_demo_company
 
     progress = Progress(
@@ -287,7 +293,7 @@ def _generate(out: Path, *, customers: int, months: int, seed: int, end: date, f
             months=months,
             seed=seed,
             end=end,
-            file_format=file_format,  # type: ignore[arg-type]
+            file_format=file_format,
             on_progress=lambda done: progress.update(task, completed=done),
         )
 

@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, Table, insert
 
 from churn import merge
+from churn.config import check_timezone
 from churn.contract import Entity, get_entity
 from churn.sources import SourceError, SourceFile
 from churn.tables import CONTRACT_TABLES, ingest_runs
@@ -129,7 +129,10 @@ def _load(
     target = CONTRACT_TABLES[entity.name]
     staged_columns = [*entity.columns, *(["attributes"] if entity.keeps_extra_columns else [])]
     staging = merge.create_staging(connection, target, staged_columns)
-    timezone = ZoneInfo(options.timezone)
+    try:
+        timezone = check_timezone(options.timezone)
+    except ValueError as exc:
+        raise IngestError([f"--timezone: {exc}"]) from None
     keep = options.max_problems_shown
     problems: list[tuple[int, str]] = []
     total_problems = 0
@@ -209,7 +212,7 @@ def _plan_columns(
 def _set_checks(
     connection: Connection,
     entity: Entity,
-    staging: merge.Table,
+    staging: Table,
     source: SourceFile,
     problems: list[tuple[int, str]],
     keep: int,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Column,
     Connection,
     MetaData,
+    Select,
     Table,
     and_,
     exists,
@@ -151,7 +153,7 @@ def find_unknown_customers(connection: Connection, staging: Table, limit: int) -
     return _first_and_count(connection, unknown, limit)
 
 
-def _first_and_count(connection: Connection, query: select, limit: int) -> tuple[list[Conflict], int]:  # type: ignore[valid-type]
+def _first_and_count(connection: Connection, query: Select[Any], limit: int) -> tuple[list[Conflict], int]:
     total = connection.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     if not total:  # the usual case: skip the sorted look-up of examples
         return [], 0

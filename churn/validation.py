@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ import pyarrow.compute as pc
 
 from churn.contract import SURVEY_SCALES, TIME_ORDER, Entity, Field, Kind
 
+_TEXT = pd.StringDtype("pyarrow")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 # An explicit offset after a time of day ("...09:30:00Z", "...09:30+02:00"); a bare date has none.
@@ -43,6 +45,10 @@ class CheckedChunk:
     problem_count: int
 
 
+# Reports the rows of a mask as invalid, optionally saying why (default: "is not <expectation>").
+Complaint = Callable[..., None]
+
+
 class _Collector:
     """Keeps the first few problems of each kind in full and counts the rest."""
 
@@ -52,7 +58,7 @@ class _Collector:
         self.count = 0
         self.bad_rows: set[int] = set()
 
-    def add(self, mask: pd.Series, column: str, describe: callable) -> None:  # type: ignore[valid-type]
+    def add(self, mask: pd.Series, column: str, describe: Callable[[int], str]) -> None:
         if not mask.any():
             return
         rows = mask.index[mask.to_numpy(dtype=bool)]
@@ -96,9 +102,11 @@ def _shown(value: object) -> str:
 def _check_field(
     spec: Field, raw: pd.Series, found: _Collector, *, timezone: ZoneInfo, now: datetime
 ) -> pd.Series:
-    text = raw.astype("string").str.strip() if not _is_typed(raw) else raw
-    missing = text.isna() | (text == "") if not _is_typed(raw) else raw.isna()
-    if not _is_typed(raw):
+    if _is_typed(raw) and spec.kind not in (Kind.TEXT, Kind.CHOICE):
+        text, missing = raw, raw.isna()
+    else:  # text, or a typed Parquet column (say, numeric ids) where the contract wants text
+        text = raw.astype(_TEXT).str.strip()
+        missing = (text.isna() | (text == "")).astype(bool)
         text = text.mask(missing)
     if spec.required:
         found.add(missing, spec.name, lambda row: f"column '{spec.name}': is required but empty")
@@ -145,10 +153,10 @@ def _is_typed(raw: pd.Series) -> bool:
     return not (pd.api.types.is_string_dtype(raw.dtype) or raw.dtype == object)
 
 
-def _booleans(text: pd.Series, invalid: callable) -> pd.Series:  # type: ignore[valid-type]
+def _booleans(text: pd.Series, invalid: Complaint) -> pd.Series:
     if pd.api.types.is_bool_dtype(text.dtype):
         return text.astype("boolean")
-    lowered = text.astype("string").str.lower()
+    lowered = text.astype(_TEXT).str.lower()
     values = pd.Series(pd.NA, index=text.index, dtype="boolean")
     values[lowered.isin(_TRUE).fillna(False)] = True
     values[lowered.isin(_FALSE).fillna(False)] = False
@@ -156,10 +164,10 @@ def _booleans(text: pd.Series, invalid: callable) -> pd.Series:  # type: ignore[
     return values
 
 
-def _numbers(spec: Field, text: pd.Series, missing: pd.Series, invalid: callable) -> pd.Series:  # type: ignore[valid-type]
+def _numbers(spec: Field, text: pd.Series, missing: pd.Series, invalid: Complaint) -> pd.Series:
     numbers = _parse_numbers(text)
     if not pd.api.types.is_numeric_dtype(numbers.dtype) or pd.api.types.is_bool_dtype(numbers.dtype):
-        numbers = pd.to_numeric(text.astype("string"), errors="coerce")
+        numbers = pd.to_numeric(text.astype(_TEXT), errors="coerce")
     numbers = numbers.astype("Float64")
     bad = numbers.isna() | ~np.isfinite(numbers.fillna(0))
     if spec.kind is Kind.INTEGER:
@@ -196,7 +204,7 @@ def _timestamps(raw: pd.Series, text: pd.Series, timezone: ZoneInfo) -> tuple[pd
             return raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]"), pd.Series(False, index=raw.index)
         local = _localise(raw, timezone)
         return local.dt.tz_convert("UTC").astype("datetime64[us, UTC]"), local.isna() & raw.notna()
-    text = text.astype("string")
+    text = text.astype(_TEXT)
     uniform = _parse_uniform(text, timezone)
     if uniform is not None:
         return uniform

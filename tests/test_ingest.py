@@ -207,3 +207,11 @@ def test_a_large_file_is_read_in_chunks_with_progress(with_customers, tmp_path):
     assert summary.inserted == 30_000
     assert len(seen) > 1  # more than one chunk
     assert seen[-1][0] == seen[-1][1] == path.stat().st_size
+
+
+def test_numeric_ids_in_a_typed_parquet_file_are_read_as_text(engine, tmp_path):
+    path = factories.write_parquet(tmp_path / "c.parquet", [{"customer_id": 1001, "name": "A"}])
+
+    ingest(engine, "customers", path)
+
+    assert [r["customer_id"] for r in rows(engine, customers)] == ["1001"]
