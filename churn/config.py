@@ -19,8 +19,9 @@ class _Section(BaseModel):
 
 
 class IngestConfig(_Section):
+    # The CSV reader keeps a few dozen chunks in flight, so this sets the memory an import needs.
     chunk_mb: int = Field(
-        default=16, ge=1, le=1024, description="Megabytes of a file read and checked at a time."
+        default=4, ge=1, le=256, description="Megabytes of a file read and checked at a time."
     )
     timezone: str = Field(default="UTC", description="Time zone for timestamps written without an offset.")
     max_problems_shown: int = Field(default=20, ge=1, description="Problems printed before the count.")

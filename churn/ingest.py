@@ -42,7 +42,7 @@ class IngestOptions:
 
     column_map: dict[str, str] = field(default_factory=dict)
     timezone: str = "UTC"
-    chunk_mb: int = 16
+    chunk_mb: int = 4
     max_problems_shown: int = 20
     dry_run: bool = False
 
