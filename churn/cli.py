@@ -21,8 +21,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
 
 from churn.clock import utc_now
 from churn.config import ConfigError, ProductConfig, check_timezone, load_config
@@ -59,22 +60,27 @@ def _user_errors() -> Iterator[None]:
         yield
     except IngestError as exc:
         for problem in exc.problems:
-            errors.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+            _print_error(problem)
         if exc.total > len(exc.problems):
             errors.print(f"... and {exc.total - len(exc.problems)} more problems", highlight=False)
         if exc.total > 1 or (exc.problems and "rejected" not in exc.problems[0]):
             errors.print(f"{exc.total} problem(s) found; nothing was imported.", highlight=False)
         raise typer.Exit(2) from None
     except (UserError, ConfigError, FileNotFoundError) as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
         raise typer.Exit(2) from None
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        errors.print(f"[red]error:[/red] cannot use the database: {reason}", highlight=False, soft_wrap=True)
+        _print_error(f"cannot use the database: {reason}")
         raise typer.Exit(2) from None
     except ProgrammingError as exc:
-        errors.print(f"[red]error:[/red] database error: {exc.orig}", highlight=False, soft_wrap=True)
+        _print_error(f"database error: {exc.orig}")
         raise typer.Exit(2) from None
+
+
+def _print_error(message: str) -> None:
+    # Messages quote file names and cell values: print them as plain text, never as Rich markup.
+    errors.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
 
 
 def _context() -> tuple[Settings, ProductConfig]:
@@ -82,11 +88,19 @@ def _context() -> tuple[Settings, ProductConfig]:
     return settings, load_config(settings.config_path)
 
 
-def _engine(settings: Settings, *, require_schema: bool = True) -> Engine:
+def _create_engine(settings: Settings) -> Engine:
     from churn.db import engine_for
+
+    try:
+        return engine_for(settings)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise UserError(f"CHURN_DATABASE_URL: {exc}") from None
+
+
+def _engine(settings: Settings, *, require_schema: bool = True) -> Engine:
     from churn.migrate import current_revision, head_revision
 
-    engine = engine_for(settings)
+    engine = _create_engine(settings)
     if require_schema:
         current, head = current_revision(engine), head_revision()
         if current != head:
@@ -126,7 +140,7 @@ def db_status() -> None:
 
 
 def _status_table(engine: Engine, statuses: list[EntityStatus]) -> Table:
-    table = Table(title=f"Database {engine.url.render_as_string(hide_password=True)}")
+    table = Table(title=Text(f"Database {engine.url.render_as_string(hide_password=True)}"))
     table.add_column("entity")
     table.add_column("rows", justify="right")
     table.add_column("last import (UTC)")
@@ -167,7 +181,9 @@ def ingest(
         settings, config = _context()
         options = _ingest_options(config, column_map or [], timezone, dry_run)
         engine = _engine(settings)
-        errors.print(f"Importing {entity} from {path}{' (dry run)' if dry_run else ''}", highlight=False)
+        errors.print(
+            f"Importing {entity} from {path}{' (dry run)' if dry_run else ''}", markup=False, highlight=False
+        )
         with _progress(enabled=not as_json) as track:
             summary = ingest_file(
                 engine, entity, path, options=options, now=utc_now(), on_progress=track(f"{entity}", path)
@@ -240,7 +256,10 @@ def _print_summaries(summaries: list[IngestSummary], *, as_json: bool) -> None:
     console.print(table)
     for s in summaries:
         if s.ignored_columns:
-            console.print(f"{s.entity}: ignored columns not in the contract: {', '.join(s.ignored_columns)}")
+            console.print(
+                f"{s.entity}: ignored columns not in the contract: {', '.join(s.ignored_columns)}",
+                markup=False,
+            )
 
 
 @app.command("demo-data")
@@ -265,11 +284,11 @@ def demo_data(
         summary = _generate(
             out, customers=customers, months=months, seed=seed, end=_end_day(end), file_format=file_format
         )
-        table = Table(title=f"Demo company written to {out}")
+        table = Table(title=Text(f"Demo company written to {out}"))
         table.add_column("file")
         table.add_column("rows", justify="right")
         for entity, rows in summary.rows.items():
-            table.add_row(str(summary.paths[entity]), f"{rows:,}")
+            table.add_row(Text(str(summary.paths[entity])), f"{rows:,}")
         console.print(table)
 
 
@@ -310,7 +329,6 @@ def demo(
 
     A second run reuses the generated files and the imported rows (the import is a no-op).
     """
-    from churn.db import engine_for
     from churn.demo_pipeline import demo_files_match, ingest_demo
     from churn.migrate import upgrade_database
     from churn.status import entity_status
@@ -322,14 +340,14 @@ def demo(
         seed = config.demo.seed if seed is None else seed
         out = settings.home / "demo-data"
         end = utc_now().date()
-        if demo_files_match(out, customers=customers, months=months, seed=seed, end=end):
+        if demo_files_match(out, customers=customers, months=months, seed=seed):
             console.print(f"Reusing the demo company in {out}.")
         else:
             console.print(
                 f"[bold]1/3[/bold] Generating a demo company: {customers:,} customers, {months} months"
             )
             _generate(out, customers=customers, months=months, seed=seed, end=end, file_format="csv")
-        engine = engine_for(settings)
+        engine = _create_engine(settings)
         console.print("[bold]2/3[/bold] Creating or upgrading the database")
         upgrade_database(engine)
         console.print("[bold]3/3[/bold] Importing the demo company")

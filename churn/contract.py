@@ -79,6 +79,7 @@ class Entity:
 SURVEY_SCALES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 
 _ID = 128
+INT32_MAX = 2**31 - 1  # whole-number columns are 32-bit in the database
 
 CUSTOMERS = Entity(
     name="customers",

@@ -2,26 +2,53 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from churn.settings import Settings
 
+# Execution option for transactions that will write: on SQLite they take the write lock up front.
+WRITES = {"churn_writes": True}
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the per-backend settings the product relies on."""
-    if url.startswith("sqlite"):
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
-        # pysqlite's own transaction handling starts transactions lazily and never for DDL; take
-        # control so BEGIN covers everything (an import is all-or-nothing, temp tables included).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _begin_sqlite)
         return engine
-    # Sessions speak UTC so timestamps without an offset (e.g. bulk-loaded text) mean UTC.
-    connect_args = {"options": "-c timezone=UTC"} if url.startswith("postgresql") else {}
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.get_driver_name() != "psycopg":
+            raise ValueError(
+                f"PostgreSQL driver {parsed.get_driver_name()!r} is not supported: "
+                "use postgresql:// or postgresql+psycopg:// (psycopg 3)"
+            )
+        # Sessions speak UTC so timestamps without an offset (e.g. bulk-loaded text) mean UTC;
+        # keep any options the URL already sets (a search_path, say).
+        options = " ".join(filter(None, [parsed.query.get("options"), "-c timezone=UTC"]))
+        return create_engine(
+            parsed.difference_update_query(["options"]),
+            connect_args={"options": options},
+            pool_pre_ping=True,
+            **kwargs,
+        )
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    # pysqlite's own transaction handling starts transactions lazily and never for DDL; take
+    # control so BEGIN covers everything (an import is all-or-nothing, temp tables included).
+    # A writer takes the lock at BEGIN: upgrading a read transaction later fails at once, without
+    # waiting, when another writer got there first.
+    writes = connection.get_execution_options().get("churn_writes", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -16,8 +16,12 @@ from churn.ingest import IngestOptions, IngestSummary, ingest_file
 IMPORT_ORDER = ("customers", "subscriptions", "events", "tickets", "surveys", "cancellations")
 
 
-def demo_files_match(out_dir: Path, *, customers: int, months: int, seed: int, end: date) -> bool:
-    """Whether ``out_dir`` already holds the demo company for these parameters (so it can be reused)."""
+def demo_files_match(out_dir: Path, *, customers: int, months: int, seed: int) -> bool:
+    """Whether ``out_dir`` already holds the demo company for these parameters (so it can be reused).
+
+    The end date is left out on purpose: a demo generated yesterday is reused today rather than
+    regenerated one day later and imported over the first, which would mix two companies.
+    """
     manifest = out_dir / "demo.json"
     if not manifest.exists():
         return False
@@ -25,7 +29,7 @@ def demo_files_match(out_dir: Path, *, customers: int, months: int, seed: int, e
         params = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    wanted = {"customers": customers, "months": months, "seed": seed, "end": end.isoformat()}
+    wanted = {"customers": customers, "months": months, "seed": seed}
     return all(params.get(k) == v for k, v in wanted.items()) and all(
         demo_file(out_dir, entity) is not None for entity in ENTITIES
     )

@@ -15,11 +15,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
+import psycopg
 from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy.exc import DataError, IntegrityError
 
 from churn import merge
 from churn.config import check_timezone
 from churn.contract import Entity, get_entity
+from churn.db import WRITES
 from churn.sources import SourceError, SourceFile
 from churn.tables import CONTRACT_TABLES, ingest_runs
 from churn.validation import check_chunk
@@ -89,7 +92,7 @@ def ingest_file(
     """Import one file in one transaction; a dry run validates and counts, then rolls back."""
     entity = _entity(entity_name)
     started = time.perf_counter()
-    with engine.connect() as connection:
+    with engine.connect().execution_options(**WRITES) as connection:
         transaction = connection.begin()
         try:
             summary = _load(connection, entity, path, options=options, now=now, on_progress=on_progress)
@@ -99,6 +102,14 @@ def ingest_file(
             else:
                 _record_run(connection, summary, started_at=now)
                 transaction.commit()
+        except (DataError, IntegrityError) as exc:
+            transaction.rollback()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise IngestError([f"{path}: the database refused the data: {reason}"]) from None
+        except psycopg.Error as exc:  # raised by COPY, below SQLAlchemy
+            transaction.rollback()
+            reason = str(exc).strip().splitlines()[0]
+            raise IngestError([f"{path}: the database refused the data: {reason}"]) from None
         except BaseException:
             transaction.rollback()
             raise
@@ -159,7 +170,14 @@ def _load(
     if total_problems:
         shown = [message for _, message in sorted(problems, key=lambda p: p[0])[:keep]]
         raise IngestError(shown, total_problems)
-    counts = merge.merge_staging(connection, staging, target, entity.key, now=now)
+    counts = merge.merge_staging(
+        connection,
+        staging,
+        target,
+        entity.key,
+        now=now,
+        update_columns=_columns_in_file(entity, source, renames),
+    )
     merge.drop_staging(connection, staging)
     return IngestSummary(
         entity=entity.name,
@@ -173,6 +191,15 @@ def _load(
         seconds=0.0,
         sha256=source.sha256,
     )
+
+
+def _columns_in_file(entity: Entity, source: SourceFile, renames: dict[str, str]) -> list[str]:
+    """Contract columns the file actually has (after --map); columns with a default count as present."""
+    names = {renames.get(name, name) for name in source.header}
+    present = [f.name for f in entity.fields if f.name in names or f.default is not None]
+    if entity.keeps_extra_columns and names - set(entity.columns):
+        present.append("attributes")
+    return present
 
 
 def _plan_columns(
@@ -249,11 +276,22 @@ def _with_derived_keys(entity: Entity, rows: pd.DataFrame) -> pd.DataFrame:
     if not missing.any():
         return rows
     content = rows.loc[missing, [c for c in entity.columns if c != entity.key]]
-    canonical = content.astype("string").fillna("").agg("\x1f".join, axis=1)
+    # Spelled out per type, not left to a library's display format, so ids stay the same across
+    # versions: UTC timestamps as ISO 8601 with microseconds, numbers as Python's shortest repr.
+    columns = [_canonical_text(content[name]) for name in content.columns]
+    canonical = ["\x1f".join(values) for values in zip(*columns, strict=True)]
     digests = [_DERIVED_PREFIX + hashlib.blake2b(t.encode(), digest_size=16).hexdigest() for t in canonical]
     rows = rows.copy()
     rows.loc[missing, entity.key] = digests
     return rows
+
+
+def _canonical_text(values: pd.Series) -> list[str]:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return ["" if pd.isna(v) else v.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for v in values]
+    if pd.api.types.is_float_dtype(values.dtype):
+        return ["" if pd.isna(v) else repr(float(v)) for v in values]
+    return ["" if pd.isna(v) else str(v) for v in values]
 
 
 def _record_run(connection: Connection, summary: IngestSummary, *, started_at: datetime) -> None:

@@ -162,21 +162,34 @@ def _first_and_count(connection: Connection, query: Select[Any], limit: int) -> 
 
 
 def merge_staging(
-    connection: Connection, staging: Table, target: Table, key: str, *, now: datetime
+    connection: Connection,
+    staging: Table,
+    target: Table,
+    key: str,
+    *,
+    now: datetime,
+    update_columns: list[str] | None = None,
 ) -> MergeCounts:
-    """Update changed rows, insert new ones, leave identical ones alone; count each."""
+    """Update changed rows, insert new ones, leave identical ones alone; count each.
+
+    ``update_columns`` limits what an existing row may have changed (the columns the file has), so a
+    file with fewer columns does not erase what another file stored. New rows get every column.
+    """
     if connection.dialect.name == "postgresql":
         # One import per table at a time: two concurrent imports of the same new key would otherwise
         # both try to insert it. Readers are not blocked.
         connection.execute(text(f"LOCK TABLE {target.name} IN SHARE ROW EXCLUSIVE MODE"))
     values = [c.name for c in staging.columns if c.name not in (key, ROW)]
+    updatable = [c for c in values if update_columns is None or c in update_columns]
     staged = connection.execute(select(func.count()).select_from(staging)).scalar_one()
-    changed = or_(*(target.c[c].is_distinct_from(staging.c[c]) for c in values))
-    updated = connection.execute(
-        update(target)
-        .where(and_(target.c[key] == staging.c[key], changed))
-        .values({**{c: staging.c[c] for c in values}, "updated_at": literal(now, UtcDateTime)})
-    ).rowcount
+    updated = 0
+    if updatable:
+        changed = or_(*(target.c[c].is_distinct_from(staging.c[c]) for c in updatable))
+        updated = connection.execute(
+            update(target)
+            .where(and_(target.c[key] == staging.c[key], changed))
+            .values({**{c: staging.c[c] for c in updatable}, "updated_at": literal(now, UtcDateTime)})
+        ).rowcount
     stamp = literal(now, UtcDateTime)
     inserted = connection.execute(
         insert(target).from_select(

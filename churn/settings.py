@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="Optional YAML file with product behaviour (windows, horizon, thresholds, ...).",
     )
 
+    @field_validator("config_path", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, home: Path) -> Path:

@@ -27,7 +27,7 @@ class Chunk:
     """Consecutive rows of a file, indexed by their 1-based data row number."""
 
     frame: pd.DataFrame
-    progress: int  # bytes (CSV) or rows (Parquet) consumed so far, out of SourceFile.size
+    progress: int  # bytes of the file consumed so far, out of SourceFile.size
     # (row, message) for rows that could not be split into the header's columns
     malformed: list[tuple[int, str]] = field(default_factory=list)
 
@@ -42,6 +42,10 @@ class _HashingReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def close(self) -> None:
+        self._raw.close()  # a GzipFile on top does not close the file it reads from
+        super().close()
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self._raw.read(len(buffer))
@@ -68,7 +72,7 @@ class SourceFile:
         else:
             raise SourceError(f"{path}: unknown file type (expected .csv, .csv.gz or .parquet)")
         self.compressed = name.endswith(".gz")
-        self.size = path.stat().st_size if self.format == "csv" else self._parquet().metadata.num_rows
+        self.size = path.stat().st_size  # progress is reported in bytes of the file, for both formats
         self.header = self._read_header()
         self._sha256 = ""
 
@@ -101,9 +105,9 @@ class SourceFile:
     def _read_header(self) -> list[str]:
         if self.format == "parquet":
             return list(self._parquet().schema_arrow.names)
-        stream, _ = self._open_text_stream()
+        stream, counting = self._open_text_stream()
         try:
-            with stream:
+            with stream, counting:
                 first_line = stream.readline(1 << 20)
             header = next(csv.reader([first_line.decode("utf-8-sig")]), None)
         except UnicodeDecodeError:
@@ -138,35 +142,48 @@ class SourceFile:
             null_values=[""],
             quoted_strings_can_be_null=True,
         )
+        # Rows with the wrong number of values are left out of the batches. The reader parses
+        # ahead, so it may report them before the batch they belong to: keep every one seen, number
+        # the kept rows by their real place in the file, and report each ragged row once.
         ragged: list[pacsv.InvalidRow] = []
+        skipped: set[int] = set()
 
         def keep_ragged(row: pacsv.InvalidRow) -> str:
             ragged.append(row)
             return "skip"
 
-        parse = pacsv.ParseOptions(invalid_row_handler=keep_ragged)
-        try:
-            reader = pacsv.open_csv(
-                stream, read_options=read_options, parse_options=parse, convert_options=convert
-            )
-            first_row = 1
-            for batch in reader:
-                frame = batch.to_pandas(types_mapper=_text_types)
-                # Rows with the wrong number of values are left out of the frame; number the rest
-                # by their real place in the file and report the ragged ones as problems.
-                frame.index = _row_numbers(first_row, len(frame), [r.number for r in ragged])
-                malformed = [
+        def report_ragged() -> list[tuple[int, str]]:
+            found = []
+            for r in ragged:
+                row = r.number - 1 if r.number else next_row
+                skipped.add(row)
+                found.append(
                     (
                         row,
                         f"{self.location(row)}: has {r.actual_columns} values, "
                         f"expected {r.expected_columns} (one per header column)",
                     )
-                    for r in ragged
-                    for row in [r.number - 1 if r.number else first_row]
-                ]
-                first_row += len(frame) + len(ragged)
-                ragged.clear()
+                )
+            ragged.clear()
+            return found
+
+        parse = pacsv.ParseOptions(invalid_row_handler=keep_ragged)
+        next_row = 1
+        try:
+            reader = pacsv.open_csv(
+                stream, read_options=read_options, parse_options=parse, convert_options=convert
+            )
+            for batch in reader:
+                frame = batch.to_pandas(types_mapper=_text_types)
+                malformed = report_ragged()
+                frame.index, next_row = _row_numbers(next_row, len(frame), skipped)
                 yield Chunk(frame=frame, progress=counting.consumed, malformed=malformed)
+            malformed = report_ragged()
+            if malformed:  # e.g. a file in which every row is ragged: no batch carried them
+                empty = pd.DataFrame(
+                    {name: pd.Series([], dtype=pd.StringDtype("pyarrow")) for name in self.header}
+                )
+                yield Chunk(frame=empty, progress=counting.consumed, malformed=malformed)
         except pa.ArrowInvalid as exc:
             message = _arrow_message(exc)
             if "UTF8" in message:
@@ -178,6 +195,7 @@ class SourceFile:
             raise SourceError(f"{self.path}: cannot read the file: {exc}") from None
         finally:
             stream.close()
+            counting.close()
         self._sha256 = counting.digest.hexdigest()
 
     def _parquet(self) -> pq.ParquetFile:
@@ -189,12 +207,14 @@ class SourceFile:
     def _parquet_chunks(self, chunk_mb: int) -> Iterator[Chunk]:
         parquet = self._parquet()
         rows_per_chunk = max(1_000, (chunk_mb << 20) // 100)
+        total_rows = max(parquet.metadata.num_rows, 1)
         first_row = 1
         try:
             for batch in parquet.iter_batches(batch_size=rows_per_chunk):
                 frame = batch.to_pandas(types_mapper=_text_types)
                 frame.index = pd.RangeIndex(first_row, first_row + len(frame))
-                yield Chunk(frame=frame, progress=first_row - 1 + len(frame))
+                done = first_row - 1 + len(frame)
+                yield Chunk(frame=frame, progress=self.size * done // total_rows)
                 first_row += len(frame)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SourceError(f"{self.path}: cannot read Parquet data: {_arrow_message(exc)}") from None
@@ -205,18 +225,17 @@ class SourceFile:
         self._sha256 = digest.hexdigest()
 
 
-def _row_numbers(first_row: int, kept: int, skipped_lines: list[int | None]) -> pd.Index:
-    """Data row numbers of the kept rows of a block, given the file lines of the skipped ones."""
-    skipped = {line - 1 for line in skipped_lines if line}  # file line -> data row number
-    if not skipped:
-        return pd.RangeIndex(first_row, first_row + kept)
+def _row_numbers(first_row: int, kept: int, skipped: set[int]) -> tuple[pd.Index, int]:
+    """Data row numbers of a batch's ``kept`` rows, passing over skipped rows; and the next number."""
+    if not any(first_row <= row < first_row + kept + len(skipped) for row in skipped):
+        return pd.RangeIndex(first_row, first_row + kept), first_row + kept
     numbers: list[int] = []
     row = first_row
     while len(numbers) < kept:
         if row not in skipped:
             numbers.append(row)
         row += 1
-    return pd.Index(numbers)
+    return pd.Index(numbers), row
 
 
 def _text_types(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | None:
@@ -224,6 +243,8 @@ def _text_types(arrow_type: pa.DataType) -> pd.api.extensions.ExtensionDtype | N
     # (numbers, timestamps, booleans) stay typed and are checked as such.
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return pd.StringDtype("pyarrow")  # zero-copy from Arrow, and vectorised string functions
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()  # not float64 when there are nulls: id 101 must stay "101"
     return None
 
 

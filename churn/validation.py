@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from churn.contract import SURVEY_SCALES, TIME_ORDER, Entity, Field, Kind
+from churn.contract import INT32_MAX, SURVEY_SCALES, TIME_ORDER, Entity, Field, Kind
 
 _TEXT = pd.StringDtype("pyarrow")
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -122,6 +122,8 @@ def _check_field(
 
     match spec.kind:
         case Kind.TEXT:
+            # PostgreSQL cannot store NUL in text; refuse it on every backend alike.
+            invalid(text.str.contains("\x00", regex=False).fillna(False), "contains a NUL character")
             too_long = text.str.len() > spec.max_length
             invalid(too_long.fillna(False), f"is longer than {spec.max_length} characters")
             return text
@@ -177,6 +179,13 @@ def _numbers(spec: Field, text: pd.Series, missing: pd.Series, invalid: Complain
     if spec.maximum is not None:
         bad |= (numbers > spec.maximum).fillna(False)
     invalid(bad)
+    if spec.kind is Kind.INTEGER:
+        # Whole-number columns are 32-bit in the database; say so rather than overflow there.
+        too_large = (numbers.abs() > INT32_MAX).fillna(False) & ~bad
+        invalid(too_large, f"is too large (at most {INT32_MAX:,})")
+        numbers = numbers.mask(bad | too_large)
+    else:
+        numbers = numbers.mask(bad)
     if spec.default is not None:
         numbers = numbers.fillna(spec.default)
     return numbers.astype("Int64") if spec.kind is Kind.INTEGER else numbers.astype("Float64")
@@ -279,13 +288,29 @@ def _check_time_order(entity: Entity, typed: dict[str, pd.Series], found: _Colle
 def _attributes(extra: pd.DataFrame) -> pd.Series:
     """Columns outside the contract, kept per row as JSON text (sorted keys, so re-imports compare equal)."""
     records = extra.astype("object").where(extra.notna(), None).to_dict("records")
-    return pd.Series(
-        [
-            json.dumps(
-                {k: v for k, v in r.items() if v not in (None, "")}, sort_keys=True, ensure_ascii=False
-            )
-            for r in records
-        ],
-        index=extra.index,
-        dtype="string",
-    )
+    documents = []
+    for record in records:
+        kept = {k: _json_value(v) for k, v in record.items() if v is not None and not _is_blank(v)}
+        documents.append(json.dumps(kept, sort_keys=True, ensure_ascii=False))
+    return pd.Series(documents, index=extra.index, dtype="string")
+
+
+def _is_blank(value: object) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
+def _json_value(value: object) -> object:
+    """A value from a (possibly typed Parquet) column as plain JSON: dates as ISO text, arrays as lists."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()  # type: ignore[union-attr]
+    if isinstance(value, np.ndarray):
+        return [_json_value(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, str):
+        return value.replace("\x00", "")  # PostgreSQL's jsonb cannot hold NUL
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    return value

@@ -158,3 +158,38 @@ def test_config_shows_settings_without_secrets(run_cli, env):
     assert "xoxb-secret" not in result.output
     assert "postgresql+psycopg://churn:***@db/churn" in result.output
     assert "timezone: UTC" in result.output
+
+
+def test_values_that_look_like_markup_are_printed_as_they_are(run_cli, db_env, tmp_path):
+    customers = factories.customer_rows(1)
+    customers[0]["seats"] = "[/x]"
+    path = factories.write_csv(tmp_path / "bad[red].csv", customers)
+
+    result = run_cli("ingest", "customers", path)
+
+    assert result.exit_code == 2
+    assert f"{path}:2: column 'seats': '[/x]' is not a whole number" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("localhost/db", "CHURN_DATABASE_URL:"),
+        ("postgresql+psycopg2://u@h/d", "PostgreSQL driver 'psycopg2' is not supported"),
+    ],
+)
+def test_a_bad_database_url_is_one_clear_line(run_cli, env, url, message):
+    result = run_cli("db", "upgrade", CHURN_DATABASE_URL=url)
+
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_empty_config_variable_means_defaults_and_a_folder_is_refused(run_cli, env, tmp_path):
+    empty = run_cli("config", CHURN_CONFIG="")
+    folder = run_cli("config", CHURN_CONFIG=str(tmp_path))
+
+    assert empty.exit_code == 0
+    assert folder.exit_code == 2
+    assert "cannot read the config file" in folder.stderr

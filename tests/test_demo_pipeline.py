@@ -36,3 +36,15 @@ def test_demo_generates_imports_and_a_second_run_reuses_everything(run_cli, env,
     assert stored["events"] > 1_000 and stored["cancellations"] > 0
     assert "Reusing the demo company" in second.output
     assert "Import summary" in second.output
+
+
+def test_demo_files_from_an_earlier_day_are_reused(tmp_path):
+    from datetime import date
+
+    from churn.demo import generate_demo_company
+    from churn.demo_pipeline import demo_files_match
+
+    generate_demo_company(out_dir=tmp_path, customers=20, months=3, seed=3, end=date(2025, 1, 10))
+
+    assert demo_files_match(tmp_path, customers=20, months=3, seed=3)
+    assert not demo_files_match(tmp_path, customers=20, months=3, seed=4)

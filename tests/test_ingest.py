@@ -7,6 +7,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -215,3 +216,70 @@ def test_numeric_ids_in_a_typed_parquet_file_are_read_as_text(engine, tmp_path):
     ingest(engine, "customers", path)
 
     assert [r["customer_id"] for r in rows(engine, customers)] == ["1001"]
+
+
+def test_a_file_with_fewer_columns_does_not_erase_what_others_stored(with_customers, tmp_path):
+    names_only = [{"customer_id": "C001", "name": "Renamed Ltd"}]
+
+    summary = ingest(with_customers, "customers", factories.write_csv(tmp_path / "n.csv", names_only))
+
+    stored = next(r for r in rows(with_customers, customers) if r["customer_id"] == "C001")
+    assert summary.updated == 1
+    assert (stored["name"], stored["segment"], stored["owner_email"]) == (
+        "Renamed Ltd",
+        "SMB",
+        "csm@example.com",
+    )
+    assert stored["attributes"] == {"industry": "Retail"}
+
+
+def test_typed_parquet_extras_and_nullable_integer_ids(engine, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.array([101, 102], dtype="Int64"),
+            "seats": pd.array([5, None], dtype="Int64"),
+            "signed_on": pd.to_datetime(["2024-01-02", None]),
+            "tags": [["a", "b"], []],
+        }
+    )
+    path = tmp_path / "c.parquet"
+    frame.to_parquet(path, index=False)
+
+    ingest(engine, "customers", path)
+
+    stored = rows(engine, customers)
+    assert [r["customer_id"] for r in stored] == ["101", "102"]
+    assert stored[0]["attributes"] == {"signed_on": "2024-01-02T00:00:00", "tags": ["a", "b"]}
+
+
+def test_two_imports_at_once_both_succeed(database_url, engine, tmp_path):
+    import threading
+
+    from churn.db import make_engine
+
+    ingest(engine, "customers", factories.write_csv(tmp_path / "c.csv", factories.customer_rows()))
+    files = [
+        factories.write_csv(tmp_path / f"e{i}.csv", factories.event_rows(20_000, customer_id=f"C00{i}"))
+        for i in (1, 2)
+    ]
+    for i, path in enumerate(files):  # distinct ids per file
+        path.write_text(path.read_text(encoding="utf-8").replace("E", f"F{i}-"), encoding="utf-8")
+    outcomes: list[object] = []
+
+    def run(path):
+        own = make_engine(database_url)
+        try:
+            outcomes.append(ingest(own, "events", path).inserted)
+        except Exception as exc:
+            outcomes.append(exc)
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert outcomes == [20_000, 20_000]
+    assert count(engine, usage_events) == 40_000

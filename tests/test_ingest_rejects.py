@@ -262,3 +262,61 @@ def test_a_failure_midway_leaves_earlier_chunks_unwritten(loaded, tmp_path):
 
     with loaded.connect() as connection:
         assert connection.execute(select(func.count()).select_from(usage_events)).scalar_one() == before
+
+
+def test_a_file_where_every_row_is_ragged_is_rejected(loaded, tmp_path):
+    path = tmp_path / "trailing.csv"
+    path.write_text(
+        "event_id,customer_id,event_type,occurred_at\n"
+        "E9,C001,login,2024-03-01T09:30:00Z,\n"
+        "E8,C001,login,2024-03-01T09:31:00Z,\n",
+        encoding="utf-8",
+    )
+
+    error = rejected(loaded, "events", path)
+
+    assert error.problems == [
+        f"{path}:2: has 5 values, expected 4 (one per header column)",
+        f"{path}:3: has 5 values, expected 4 (one per header column)",
+    ]
+
+
+def test_line_numbers_stay_right_after_a_ragged_row_in_a_later_chunk(loaded, tmp_path):
+    events = factories.event_rows(60_000)
+    events[45_000]["occurred_at"] = "bad"  # line 45002
+    path = factories.write_csv(tmp_path / "e.csv", events)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[55_001] = "E-short,C001,login\n"  # line 55002
+    path.write_text("".join(lines), encoding="utf-8")
+
+    error = rejected(loaded, "events", path, chunk_mb=1)
+
+    assert error.problems == [
+        f"{path}:45002: column 'occurred_at': 'bad' is not an ISO 8601 timestamp such as 2024-03-01T09:30:00Z",
+        f"{path}:55002: has 3 values, expected 6 (one per header column)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seats", "message"),
+    [
+        ("3000000000", "'3000000000' is too large (at most 2,147,483,647)"),
+        ("1e20", "'1e20' is too large (at most 2,147,483,647)"),
+    ],
+)
+def test_whole_numbers_beyond_the_database_range(loaded, tmp_path, seats, message):
+    customer = factories.customer_rows(1)[0] | {"customer_id": "C900", "seats": seats}
+    path = factories.write_csv(tmp_path / "c.csv", [customer])
+
+    error = rejected(loaded, "customers", path)
+
+    assert error.problems == [f"{path}:2: column 'seats': {message}"]
+
+
+def test_a_nul_character_in_text(loaded, tmp_path):
+    customer = factories.customer_rows(1)[0] | {"customer_id": "C900", "name": "Acme\x00Corp"}
+    path = factories.write_csv(tmp_path / "c.csv", [customer])
+
+    error = rejected(loaded, "customers", path)
+
+    assert error.problems == [f"{path}:2: column 'name': 'Acme\\x00Corp' contains a NUL character"]
