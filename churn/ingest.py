@@ -137,13 +137,13 @@ def _load(
     except SourceError as exc:
         raise IngestError([str(exc)]) from None
     renames, ignored = _plan_columns(entity, source, options.column_map)
-    target = CONTRACT_TABLES[entity.name]
-    staged_columns = [*entity.columns, *(["attributes"] if entity.keeps_extra_columns else [])]
-    staging = merge.create_staging(connection, target, staged_columns)
     try:
         timezone = check_timezone(options.timezone)
     except ValueError as exc:
         raise IngestError([f"--timezone: {exc}"]) from None
+    target = CONTRACT_TABLES[entity.name]
+    staged_columns = [*entity.columns, *(["attributes"] if entity.keeps_extra_columns else [])]
+    staging = merge.create_staging(connection, target, staged_columns)
     keep = options.max_problems_shown
     problems: list[tuple[int, str]] = []
     total_problems = 0
@@ -158,6 +158,7 @@ def _load(
                 checked = check_chunk(entity, frame, timezone=timezone, now=now, keep=keep)
                 total_problems += checked.problem_count
                 problems.extend((p.row, f"{source.location(p.row)}: {p.message}") for p in checked.problems)
+                problems = sorted(problems)[:keep]  # only the first few are shown; the rest are counted
                 rows = checked.rows
                 if entity.key_derived_from_row:
                     rows = _with_derived_keys(entity, rows)
@@ -168,7 +169,7 @@ def _load(
         raise IngestError([str(exc)]) from None
     total_problems += _set_checks(connection, entity, staging, source, problems, keep)
     if total_problems:
-        shown = [message for _, message in sorted(problems, key=lambda p: p[0])[:keep]]
+        shown = [message for _, message in sorted(problems)[:keep]]
         raise IngestError(shown, total_problems)
     counts = merge.merge_staging(
         connection,
