@@ -27,7 +27,6 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, P
 
 from churn.clock import utc_now
 from churn.config import ConfigError, ProductConfig, check_timezone, load_config
-from churn.contract import ENTITIES
 from churn.ingest import IngestError, IngestOptions, IngestSummary, parse_column_map
 from churn.settings import Settings, get_settings
 
@@ -39,6 +38,7 @@ app = typer.Typer(
     help="Churn-risk prediction and alerting: import data, build features, train, score and alert.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstring paragraphs reflow to the terminal width
 )
 db_app = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -391,6 +391,3 @@ def _hide_password(url: str) -> str:
 
 def main() -> None:
     app()
-
-
-__all__ = ["ENTITIES", "app", "main"]
