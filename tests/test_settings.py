@@ -104,3 +104,22 @@ def test_a_bad_config_file_names_the_file_and_the_setting(tmp_path, text, messag
 def test_a_missing_config_file(tmp_path: Path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.slow
+def test_the_embedded_mlflow_store_records_runs_under_mlruns(env, tmp_path):
+    import mlflow
+
+    settings = Settings()
+    configure_mlflow_environment(settings)
+    client = mlflow.MlflowClient(tracking_uri=settings.resolved_mlflow_tracking_uri)
+    experiment = client.create_experiment("smoke", artifact_location=settings.mlflow_artifact_root.as_uri())
+    run = client.create_run(experiment)
+    client.log_param(run.info.run_id, "horizon_days", 90)
+    note = tmp_path / "note.txt"
+    note.write_text("hello", encoding="utf-8")
+    client.log_artifact(run.info.run_id, str(note))
+
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+    assert list((tmp_path / "mlruns" / "artifacts").rglob("note.txt"))
+    assert client.get_run(run.info.run_id).data.params == {"horizon_days": "90"}
