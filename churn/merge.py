@@ -182,15 +182,15 @@ def merge_staging(
     values = [c.name for c in staging.columns if c.name not in (key, ROW)]
     updatable = [c for c in values if update_columns is None or c in update_columns]
     staged = connection.execute(select(func.count()).select_from(staging)).scalar_one()
+    stamp = literal(now, UtcDateTime)
     updated = 0
     if updatable:
         changed = or_(*(target.c[c].is_distinct_from(staging.c[c]) for c in updatable))
         updated = connection.execute(
             update(target)
             .where(and_(target.c[key] == staging.c[key], changed))
-            .values({**{c: staging.c[c] for c in updatable}, "updated_at": literal(now, UtcDateTime)})
+            .values({**{c: staging.c[c] for c in updatable}, "updated_at": stamp})
         ).rowcount
-    stamp = literal(now, UtcDateTime)
     inserted = connection.execute(
         insert(target).from_select(
             [key, *values, "ingested_at", "updated_at"],

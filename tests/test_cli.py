@@ -34,21 +34,14 @@ def test_db_upgrade_twice_reports_up_to_date(run_cli, env, empty_database_url):
     assert "is up to date" in second.output
 
 
-def test_ingest_before_the_schema_exists_says_what_to_run(run_cli, env, empty_database_url):
+def test_ingest_before_the_schema_exists_says_what_to_run(run_cli, env, empty_database_url, tmp_path):
     env["CHURN_DATABASE_URL"] = empty_database_url
-    path = factories.write_csv(env_path(env) / "c.csv", factories.customer_rows())
+    path = factories.write_csv(tmp_path / "c.csv", factories.customer_rows())
 
     result = run_cli("ingest", "customers", path)
 
     assert result.exit_code == 2
     assert "is empty: run `churn db upgrade`" in result.stderr
-
-
-def env_path(env):
-    import os
-    from pathlib import Path
-
-    return Path(os.environ["CHURN_HOME"])
 
 
 def test_ingest_prints_a_summary_and_json_for_scripts(run_cli, db_env, tmp_path):
