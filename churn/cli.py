@@ -27,12 +27,14 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, P
 
 from churn.clock import utc_now
 from churn.config import ConfigError, ProductConfig, check_timezone, load_config
+from churn.errors import UserFacingError
 from churn.ingest import IngestError, IngestOptions, IngestSummary, parse_column_map
 from churn.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from churn.demo import DemoSummary
     from churn.status import EntityStatus
+    from features.snapshot import BuildSummary, CustomerFeatures
 
 app = typer.Typer(
     help="Churn-risk prediction and alerting: import data, build features, train, score and alert.",
@@ -42,6 +44,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+features_app = typer.Typer(
+    help="Build and inspect feature snapshots: each customer's signals as of a day.", no_args_is_help=True
+)
+app.add_typer(features_app, name="features")
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -66,7 +72,7 @@ def _user_errors() -> Iterator[None]:
         if exc.total > 1 or (exc.problems and "rejected" not in exc.problems[0]):
             errors.print(f"{exc.total} problem(s) found; nothing was imported.", highlight=False)
         raise typer.Exit(2) from None
-    except (UserError, ConfigError, FileNotFoundError) as exc:
+    except (UserError, UserFacingError, ConfigError, FileNotFoundError) as exc:
         _print_error(str(exc))
         raise typer.Exit(2) from None
     except OperationalError as exc:
@@ -360,6 +366,196 @@ def demo(
             "Next: read docs/demo-company.md for what a model should find; "
             "`churn ingest --help` to load your own data."
         )
+
+
+DAY_FORMATS = ["%Y-%m-%d"]
+
+
+@features_app.command("build")
+def features_build(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=DAY_FORMATS, help="Build the snapshot as of the start of this day (UTC)."),
+    ] = None,
+    start: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=DAY_FORMATS, help="First day of a history of snapshots."),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=DAY_FORMATS, help="Last day of the history (default: today)."),
+    ] = None,
+    step: Annotated[int, typer.Option(help="Days between snapshots of a history.")] = 7,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Replace snapshots that were already built.")
+    ] = False,
+) -> None:
+    """Write one row of features per active customer for a day, or for every --step days of a range.
+
+    Features at a day use only facts from before that day began (UTC). The daily usage rollup is
+    brought up to date first, reading only days that changed since the last run. Snapshots already
+    built are kept, so facts that arrive later change only snapshots built after they arrive;
+    `--rebuild` replaces them. Without options, builds today's snapshot.
+
+    Examples: `churn features build --as-of 2025-06-01`;
+    `churn features build --from 2024-06-03 --to 2025-06-02 --step 7` (a weekly training history).
+    """
+    from features.snapshot import build_snapshots, snapshot_days
+
+    with _user_errors():
+        settings, config = _context()
+        today = utc_now().date()
+        if as_of and (start or end):
+            raise UserError("--as-of: give either --as-of or --from/--to, not both")
+        if as_of or not start:
+            if end:
+                raise UserError("--to: needs --from")
+            days = [as_of.date() if as_of else today]
+        else:
+            days = snapshot_days(start.date(), end.date() if end else today, step)
+        engine = _engine(settings)
+        progress = Progress(
+            TextColumn("snapshots"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=errors
+        )
+        with progress:
+            task = progress.add_task("build", total=len(days))
+            summary = build_snapshots(
+                engine,
+                days,
+                config.features,
+                now=utc_now(),
+                rebuild=rebuild,
+                on_progress=lambda run: progress.advance(task),
+            )
+        console.print(_build_table(summary))
+
+
+def _build_table(summary: BuildSummary) -> Table:
+    rollup = summary.rollup
+    how = (
+        "rebuilt from all events" if rollup.full_rebuild else f"{rollup.changed_days:,} changed customer-days"
+    )
+    table = Table(title=f"Feature snapshots (usage rollup: {how}, {rollup.seconds:.1f}s)")
+    for column in ("as_of", "customers", "features", "seconds", "result"):
+        table.add_column(
+            column, justify="right" if column in ("customers", "features", "seconds") else "left"
+        )
+    for run in summary.runs:
+        if run.skipped:
+            table.add_row(str(run.as_of), "", "", "", "kept (already built; --rebuild replaces it)")
+        else:
+            table.add_row(
+                str(run.as_of), f"{run.customers:,}", f"{run.features:,}", f"{run.seconds:.1f}", "built"
+            )
+    return table
+
+
+@features_app.command("show")
+def features_show(
+    customer_id: Annotated[str, typer.Argument(help="The customer's customer_id.")],
+    as_of: Annotated[
+        datetime | None, typer.Option(formats=DAY_FORMATS, help="Day of the features (default: today).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Print one customer's features as of a day, each with a sentence in plain words.
+
+    Read from the stored snapshot when that day was built; computed on the spot otherwise.
+    """
+    from features.snapshot import customer_features
+
+    with _user_errors():
+        settings, config = _context()
+        engine = _engine(settings)
+        today = utc_now().date()
+        shown = customer_features(
+            engine, customer_id, as_of.date() if as_of else today, config.features, today=today
+        )
+        if as_json:
+            sys.stdout.write(json.dumps(shown.as_dict(), indent=2, ensure_ascii=False) + "\n")
+            return
+        console.print(_customer_table(shown))
+
+
+def _customer_table(shown: CustomerFeatures) -> Table:
+    source = "stored snapshot" if shown.stored else "computed now; no snapshot was built for this day"
+    table = Table(title=Text(f"{shown.customer_id} as of {shown.as_of} ({source})"))
+    table.add_column("family")
+    table.add_column("feature")
+    table.add_column("value", justify="right")
+    table.add_column("in words")
+    for feature in shown.features:
+        value = shown.values.get(feature.name)
+        table.add_row(
+            feature.family,
+            feature.name,
+            "" if value is None else str(value),
+            Text(feature.say(value)),
+        )
+    return table
+
+
+@features_app.command("list")
+def features_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List every feature the configured families compute: name, unit, meaning and sentence.
+
+    Engagement features exist for each event type the company sends; they are listed as patterns,
+    with `{event}` standing for the event type.
+    """
+    from features.snapshot import catalogue
+
+    with _user_errors():
+        _, config = _context()
+        features = catalogue(config.features)
+        if as_json:
+            payload = [
+                {
+                    "name": f.name,
+                    "family": f.family,
+                    "unit": str(f.unit),
+                    "description": f.description,
+                    "sentence": f.sentence,
+                }
+                for f in features
+            ]
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+            return
+        table = Table(title=f"{len(features)} features ({', '.join(config.features.families)})")
+        for column in ("family", "feature", "unit", "meaning", "sentence"):
+            table.add_column(column)
+        for f in features:
+            sentence = f.sentence.replace("{event_label}", "<event type>").replace("{value}", "N")
+            table.add_row(f.family, Text(f.name), str(f.unit), Text(f.description), Text(sentence))
+        console.print(table)
+
+
+@features_app.command("snapshots")
+def features_snapshots() -> None:
+    """List the snapshots that have been built: day, customers, features, when and how long."""
+    from features.snapshot import snapshot_runs_frame
+
+    with _user_errors():
+        settings, _ = _context()
+        engine = _engine(settings)
+        with engine.connect() as connection:
+            runs = snapshot_runs_frame(connection)
+        if runs.empty:
+            console.print("No snapshots yet: `churn features build --as-of DAY` builds one.")
+            return
+        table = Table(title=f"{len(runs)} feature snapshots")
+        for column in ("as_of", "customers", "features", "built (UTC)", "seconds"):
+            table.add_column(column, justify="left" if column in ("as_of", "built (UTC)") else "right")
+        for run in runs.itertuples():
+            table.add_row(
+                str(run.as_of),
+                f"{run.customers:,}",
+                f"{run.features:,}",
+                run.built_at.strftime("%Y-%m-%d %H:%M"),
+                f"{run.seconds:.1f}",
+            )
+        console.print(table)
 
 
 @app.command("config")

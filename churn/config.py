@@ -39,11 +39,76 @@ class DemoConfig(_Section):
     seed: int = 7
 
 
+FAMILIES = ("engagement", "tickets", "satisfaction", "account")
+
+
+class FeaturesConfig(_Section):
+    families: list[str] = Field(
+        default=list(FAMILIES), min_length=1, description="Signal families to compute: " + ", ".join(FAMILIES)
+    )
+    windows_days: list[int] = Field(
+        default=[7, 30, 90], min_length=1, description="Look-back windows, in days, for counts and trends."
+    )
+    max_event_types: int = Field(
+        default=25, ge=0, description="Event types that get their own features (the most frequent ones)."
+    )
+    exclude_event_types: list[str] = Field(
+        default=[], description="Event types left out of engagement (e.g. internal or system events)."
+    )
+    failed_payment_event_types: list[str] = Field(
+        default=["payment_failed"],
+        description="Event types that record a failed payment; they feed the account family, not engagement.",
+    )
+    high_priorities: list[str] = Field(
+        default=["high", "urgent"], description="Ticket priorities counted as high or urgent."
+    )
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown family {unknown[0]!r} (expected some of {', '.join(FAMILIES)})")
+        return list(dict.fromkeys(value))
+
+    @field_validator("windows_days")
+    @classmethod
+    def _positive_windows(cls, value: list[int]) -> list[int]:
+        bad = [w for w in value if w <= 0]
+        if bad:
+            raise ValueError(f"window {bad[0]} days: windows must be at least 1 day")
+        if max(value) > 365:
+            raise ValueError(f"window {max(value)} days: windows longer than 365 days are not supported")
+        return sorted(set(value))
+
+    @property
+    def lookback_days(self) -> int:
+        """How far back a snapshot reads usage: two of the longest window, to compare with the one before."""
+        return 2 * max(self.windows_days)
+
+
+class LabelsConfig(_Section):
+    horizon_days: int = Field(
+        default=90, ge=1, le=730, description="A snapshot is labelled churned if churn follows within this."
+    )
+    grace_days: int = Field(
+        default=7, ge=0, le=90, description="A gap between subscriptions shorter than this is not churn."
+    )
+    exclude_involuntary: bool = Field(
+        default=True, description="Leave involuntary churn (voluntary = false) out of the churn label."
+    )
+    exclude_reason_codes: list[str] = Field(
+        default=["payment_failed"], description="Cancellation reason codes left out of the churn label."
+    )
+
+
 class ProductConfig(_Section):
     """Every product behaviour a team may want to change, with its default."""
 
     ingest: IngestConfig = IngestConfig()
     demo: DemoConfig = DemoConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    labels: LabelsConfig = LabelsConfig()
 
 
 def check_timezone(name: str) -> ZoneInfo:
@@ -75,5 +140,8 @@ def load_config(path: Path | None) -> ProductConfig:
     try:
         return ProductConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
         raise ConfigError(f"{path}: {problems}") from None

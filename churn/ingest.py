@@ -24,7 +24,7 @@ from churn.config import check_timezone
 from churn.contract import Entity, get_entity
 from churn.db import WRITES
 from churn.sources import SourceError, SourceFile
-from churn.tables import CONTRACT_TABLES, ingest_runs
+from churn.tables import CONTRACT_TABLES, ingest_runs, usage_events
 from churn.validation import check_chunk
 
 Progress = Callable[[int, int], None]
@@ -171,13 +171,11 @@ def _load(
     if total_problems:
         shown = [message for _, message in sorted(problems)[:keep]]
         raise IngestError(shown, total_problems)
+    update_columns = _columns_in_file(entity, source, renames)
+    if target is usage_events:
+        merge.record_changed_days(connection, staging, target, entity.key, compared=update_columns)
     counts = merge.merge_staging(
-        connection,
-        staging,
-        target,
-        entity.key,
-        now=now,
-        update_columns=_columns_in_file(entity, source, renames),
+        connection, staging, target, entity.key, now=now, update_columns=update_columns
     )
     merge.drop_staging(connection, staging)
     return IngestSummary(

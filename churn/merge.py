@@ -37,7 +37,8 @@ from sqlalchemy import (
     update,
 )
 
-from churn.tables import UtcDateTime, customers
+from churn.sql import utc_day
+from churn.tables import UtcDateTime, customers, usage_changes
 
 ROW = "_row"  # staging column: the row's place in the source file
 
@@ -161,6 +162,14 @@ def _first_and_count(connection: Connection, query: Select[Any], limit: int) -> 
     return [Conflict(row, str(value), *rest) for row, value, *rest in found], total
 
 
+def lock_for_merge(connection: Connection, target: Table) -> None:
+    """Hold the table against other writers until commit (PostgreSQL; SQLite writers already queue)."""
+    if connection.dialect.name == "postgresql":
+        # One import per table at a time: two concurrent imports of the same new key would otherwise
+        # both try to insert it. Readers are not blocked; the usage rollup waits for the import.
+        connection.execute(text(f"LOCK TABLE {target.name} IN SHARE ROW EXCLUSIVE MODE"))
+
+
 def merge_staging(
     connection: Connection,
     staging: Table,
@@ -175,10 +184,7 @@ def merge_staging(
     ``update_columns`` limits what an existing row may have changed (the columns the file has), so a
     file with fewer columns does not erase what another file stored. New rows get every column.
     """
-    if connection.dialect.name == "postgresql":
-        # One import per table at a time: two concurrent imports of the same new key would otherwise
-        # both try to insert it. Readers are not blocked.
-        connection.execute(text(f"LOCK TABLE {target.name} IN SHARE ROW EXCLUSIVE MODE"))
+    lock_for_merge(connection, target)
     values = [c.name for c in staging.columns if c.name not in (key, ROW)]
     updatable = [c for c in values if update_columns is None or c in update_columns]
     staged = connection.execute(select(func.count()).select_from(staging)).scalar_one()
@@ -202,3 +208,28 @@ def merge_staging(
         execution_options={"preserve_rowcount": True},
     ).rowcount
     return MergeCounts(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
+
+
+def record_changed_days(
+    connection: Connection, staging: Table, target: Table, key: str, *, compared: list[str]
+) -> None:
+    """Log the (customer, UTC day) of every staged event that is new or will change, before merging.
+
+    An event that moves (another customer or day) marks its old day too, so the rollup recomputes both.
+    ``compared`` are the columns the merge will update. Unchanged rows mark nothing: re-importing a
+    file costs the rollup nothing.
+    """
+    lock_for_merge(connection, target)
+    matched = target.join(staging, target.c[key] == staging.c[key])
+    changed = or_(*(target.c[c].is_distinct_from(staging.c[c]) for c in compared if c != key))
+    new_rows = select(staging.c.customer_id, utc_day(staging.c.occurred_at)).where(
+        ~exists().where(target.c[key] == staging.c[key])
+    )
+    days = new_rows.distinct()
+    if compared:
+        moved_to = select(staging.c.customer_id, utc_day(staging.c.occurred_at))
+        moved_from = select(target.c.customer_id, utc_day(target.c.occurred_at))
+        days = new_rows.union(
+            moved_to.select_from(matched).where(changed), moved_from.select_from(matched).where(changed)
+        )
+    connection.execute(insert(usage_changes).from_select(["customer_id", "day"], days))

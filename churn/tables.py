@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Dialect,
     Double,
@@ -192,6 +193,61 @@ ingest_runs = Table(
     Column("inserted", BigInteger, nullable=False),
     Column("updated", BigInteger, nullable=False),
     Column("unchanged", BigInteger, nullable=False),
+)
+
+# --- Derived data: rebuilt from the contract tables, never imported directly. ---
+
+# Days whose usage changed since the daily rollup last ran: the import writes them in its own
+# transaction, so the rollup never misses an import that commits while it runs, and an updated
+# event marks both the day it left and the day it moved to.
+usage_changes = Table(
+    "usage_changes",
+    metadata,
+    Column("change_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("customer_id", ID, nullable=False),
+    Column("day", Date, nullable=False),
+)
+
+# One row per customer, UTC day and event type: what feature windows add up instead of raw events.
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("customer_id", ID, primary_key=True),
+    Column("event_type", String(64), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("quantity", Double, nullable=False),
+)
+
+# Who was active on a day: distinct users over a window cannot be added up from daily counts.
+usage_daily_users = Table(
+    "usage_daily_users",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("customer_id", ID, primary_key=True),
+    Column("user_id", ID, primary_key=True),
+    Column("events", BigInteger, nullable=False),
+)
+
+# One row of features per active customer per as_of. Event types are data, so the set of feature
+# names varies by company (and may grow over time): the row is a JSON document, not fixed columns.
+feature_snapshots = Table(
+    "feature_snapshots",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("customer_id", ID, primary_key=True),
+    Column("features", Attributes, nullable=False),
+)
+
+snapshot_runs = Table(
+    "snapshot_runs",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("built_at", UtcDateTime, nullable=False),
+    Column("customers", Integer, nullable=False),
+    Column("feature_names", Attributes, nullable=False),
+    Column("config_digest", String(64), nullable=False),
+    Column("seconds", Double, nullable=False),
 )
 
 CONTRACT_TABLES: dict[str, Table] = {

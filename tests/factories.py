@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+from sqlalchemy import Engine, Table, insert
 
 
 def write_csv(path: Path, rows: Iterable[Mapping[str, object]], columns: list[str] | None = None) -> Path:
@@ -151,3 +153,28 @@ def cancellation_rows() -> list[dict[str, object]]:
             "source": "in_app",
         },
     ]
+
+
+def insert_rows(engine: Engine, table: Table, rows: Iterable[Mapping[str, object]], *, at: datetime | None = None):
+    """Store rows straight into a table, as an import would have, with its bookkeeping columns filled.
+
+    Timestamps may be given as ISO strings. For tests of what reads the tables (feature jobs, labels).
+    """
+    at = at or datetime(2030, 1, 1, tzinfo=UTC)
+    prepared = []
+    for row in rows:
+        values = {k: _timestamp(v) if k.endswith("_at") else v for k, v in row.items()}
+        if "ingested_at" in table.c:
+            values.setdefault("ingested_at", at)
+            values.setdefault("updated_at", at)
+        if table.name == "customers":
+            values.setdefault("attributes", {})
+        prepared.append(values)
+    with engine.begin() as connection:
+        connection.execute(insert(table), prepared)
+
+
+def _timestamp(value: object) -> object:
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    return value

@@ -1,0 +1,59 @@
+"""Portable SQL expressions: the few things SQLite and PostgreSQL spell differently.
+
+Feature jobs are written once in SQLAlchemy Core; anything dialect-specific lives here, so running
+them on another engine (a warehouse with a SQLAlchemy dialect) means teaching this module its spelling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Date, Double
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+
+class utc_day(FunctionElement[Any]):
+    """The UTC calendar day of a stored timestamp."""
+
+    type = Date()
+    inherit_cache = True
+
+
+class epoch_seconds(FunctionElement[Any]):
+    """Seconds since 1970-01-01 UTC of a stored timestamp, as a float: differences are durations."""
+
+    type = Double()
+    inherit_cache = True
+
+
+@compiles(utc_day)
+def _utc_day_default(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS DATE)"
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    # Timestamps are stored as naive UTC text ('YYYY-MM-DD HH:MM:SS'), which date() reads directly.
+    return f"date({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS DATE)"
+
+
+@compiles(epoch_seconds)
+def _epoch_default(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+
+
+def hours_between(start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
+    """``end - start`` in hours."""
+    return (epoch_seconds(end) - epoch_seconds(start)) / 3600.0
