@@ -22,7 +22,11 @@ class utc_day(FunctionElement[Any]):
 
 
 class epoch_seconds(FunctionElement[Any]):
-    """Seconds since 1970-01-01 UTC of a stored timestamp, as a float: differences are durations."""
+    """Seconds since 1970-01-01 UTC of a stored timestamp, to the millisecond: differences are durations.
+
+    Rounded to whole milliseconds on every engine: SQLite computes it through a Julian day number,
+    which is off in the last bits, and identical inputs must give identical features everywhere.
+    """
 
     type = Double()
     inherit_cache = True
@@ -46,12 +50,13 @@ def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> s
 
 @compiles(epoch_seconds)
 def _epoch_default(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION)"
+    seconds = f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
+    return f"CAST(ROUND(CAST({seconds} AS NUMERIC), 3) AS DOUBLE PRECISION)"
 
 
 @compiles(epoch_seconds, "sqlite")
 def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0)"
+    return f"round((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 86400.0, 3)"
 
 
 def hours_between(start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:

@@ -70,10 +70,8 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database on each backend."""
-    if request.param == "sqlite":
+def _migrated_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'churn.db'}"
         engine = make_engine(url)
         upgrade_database(engine)
@@ -91,6 +89,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
             connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database on each backend."""
+    return _migrated_database(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def both_databases(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """A migrated, empty database on every backend at once, for comparing their results."""
+    return {backend: _migrated_database(backend, request, tmp_path) for backend in BACKENDS}
 
 
 @pytest.fixture

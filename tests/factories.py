@@ -170,6 +170,9 @@ def insert_rows(engine: Engine, table: Table, rows: Iterable[Mapping[str, object
         if table.name == "customers":
             values.setdefault("attributes", {})
         prepared.append(values)
+    # One statement for many rows needs the same keys in each: a column a row leaves out is empty.
+    names = list(dict.fromkeys(k for values in prepared for k in values))
+    prepared = [{k: values.get(k) for k in names} for values in prepared]
     with engine.begin() as connection:
         connection.execute(insert(table), prepared)
 
