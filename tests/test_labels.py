@@ -1,0 +1,371 @@
+"""Churn dates, snapshot labels over the horizon, censoring and the label policy, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+from sqlalchemy import insert
+
+from churn.config import LabelsConfig
+from churn.tables import cancellations, customers, ingest_runs, subscriptions, usage_events
+from features.labels import churn_events, label_snapshots, label_summary, observed_until
+from features.rollup import refresh_usage_rollup
+from tests.factories import insert_rows
+
+LATER = datetime(2026, 1, 1, tzinfo=UTC)  # an observation horizon that censors nothing in these tests
+
+
+def utc(day: str) -> pd.Timestamp:
+    return pd.Timestamp(day, tz="UTC")
+
+
+def subscribe(engine, customer_id: str, *periods: tuple[str, str | None]) -> None:
+    """A customer and its paid periods, (started_at, ended_at) as ISO days; None = still running."""
+    insert_rows(engine, customers, [{"customer_id": customer_id}])
+    insert_rows(
+        engine,
+        subscriptions,
+        [
+            {
+                "subscription_id": f"{customer_id}-S{i}",
+                "customer_id": customer_id,
+                "started_at": f"{start}T00:00:00Z",
+                "ended_at": None if end is None else f"{end}T00:00:00Z",
+                "mrr": 100.0,
+            }
+            for i, (start, end) in enumerate(periods)
+        ],
+    )
+
+
+def cancel(engine, cancellation_id: str, customer_id: str, effective: str, **values: object) -> None:
+    row = {"voluntary": True, "reason_code": "price", "reason_text": "too expensive", **values}
+    insert_rows(
+        engine,
+        cancellations,
+        [{"cancellation_id": cancellation_id, "customer_id": customer_id, "effective_at": effective, **row}],
+    )
+
+
+def churns(engine, config: LabelsConfig | None = None) -> pd.DataFrame:
+    with engine.connect() as connection:
+        return churn_events(connection, config or LabelsConfig())
+
+
+def label(engine, rows: list[tuple[str, str]], config: LabelsConfig | None = None, **options):
+    options.setdefault("observed_until", LATER)
+    snapshots = pd.DataFrame(
+        {"customer_id": [c for c, _ in rows], "as_of": [date.fromisoformat(d) for _, d in rows]}
+    )
+    with engine.connect() as connection:
+        return label_snapshots(connection, snapshots, config or LabelsConfig(), **options)
+
+
+def test_a_single_subscription_churns_at_its_end(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+
+    found = churns(engine)
+
+    assert found["customer_id"].tolist() == ["C1"]
+    assert found["churned_at"].tolist() == [utc("2024-06-01")]
+    assert str(found["churned_at"].dtype) == "datetime64[ns, UTC]"
+    assert found["cancellation_id"].tolist() == [None]
+    assert found["reason_code"].tolist() == [None]
+
+
+def test_a_snapshot_is_churned_when_the_churn_falls_in_the_window(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+
+    labels = label(
+        engine,
+        [
+            ("C1", "2024-05-02"),  # 30 days before
+            ("C1", "2024-03-03"),  # exactly 90 days before: the window's end is included
+            ("C1", "2024-03-02"),  # 91 days before: the churn is past the window
+            ("C1", "2024-06-01"),  # the churn date itself is not in (as_of, ...]
+        ],
+    )
+
+    assert labels["churned"].tolist() == [1, 1, 0, 0]
+    assert str(labels["churned"].dtype) == "Int8"
+    assert labels["label_status"].tolist() == ["labelled"] * 4
+    assert labels["churned_at"].tolist()[:2] == [utc("2024-06-01")] * 2
+    assert labels["churned_at"].isna().tolist() == [False, False, True, True]
+
+
+def test_an_open_subscription_has_not_churned(engine):
+    subscribe(engine, "C1", ("2024-01-01", None))
+
+    assert churns(engine).empty
+    assert label(engine, [("C1", "2024-05-01")])["churned"].tolist() == [0]
+
+
+def test_overlapping_subscriptions_are_one_stretch_of_coverage(engine):
+    # An add-on that ends inside the main subscription is not a churn.
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"), ("2024-02-01", "2024-04-01"))
+
+    assert churns(engine)["churned_at"].tolist() == [utc("2024-06-01")]
+
+
+@pytest.mark.parametrize("gap_days", [0, 3, 7])
+def test_a_lapse_within_the_grace_gap_is_not_churn(engine, gap_days):
+    resumed = (date(2024, 3, 1) + pd.Timedelta(days=gap_days)).isoformat()
+    subscribe(engine, "C1", ("2024-01-01", "2024-03-01"), (resumed, None))
+
+    assert churns(engine).empty
+    assert label(engine, [("C1", "2024-02-01")])["churned"].tolist() == [0]
+
+
+def test_a_lapse_longer_than_the_grace_gap_is_churn_and_the_customer_comes_back(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-03-01"), ("2024-03-21", None))
+
+    assert churns(engine)["churned_at"].tolist() == [utc("2024-03-01")]
+    labels = label(engine, [("C1", "2024-02-01"), ("C1", "2024-04-01")])
+    assert labels["churned"].tolist() == [1, 0]
+
+
+def test_a_lapse_one_day_past_grace_is_churn(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-03-01"), ("2024-03-09", None))
+
+    assert churns(engine)["churned_at"].tolist() == [utc("2024-03-01")]
+
+
+def test_a_win_back_that_leaves_again_churns_twice(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-03-01"), ("2024-05-01", "2024-08-01"))
+    cancel(engine, "X1", "C1", "2024-03-01T00:00:00Z", reason_code="price")
+    cancel(engine, "X2", "C1", "2024-08-01T00:00:00Z", reason_code="competitor")
+
+    found = churns(engine)
+
+    assert found["churned_at"].tolist() == [utc("2024-03-01"), utc("2024-08-01")]
+    assert found["cancellation_id"].tolist() == ["X1", "X2"]
+    labels = label(engine, [("C1", "2024-02-01"), ("C1", "2024-06-01")])
+    assert labels["churned"].tolist() == [1, 1]
+    assert labels["churned_at"].tolist() == [utc("2024-03-01"), utc("2024-08-01")]
+    assert labels["reason_code"].tolist() == ["price", "competitor"]
+
+
+def test_observed_until_is_the_freshest_fact(engine):
+    with engine.connect() as connection:
+        assert observed_until(connection) is None
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C2", ("2024-02-01", None))
+    with engine.connect() as connection:
+        assert observed_until(connection) == datetime(2024, 6, 1, tzinfo=UTC)
+    insert_rows(
+        engine,
+        usage_events,
+        [
+            {
+                "event_id": "E1",
+                "customer_id": "C2",
+                "event_type": "login",
+                "occurred_at": "2024-09-01T12:00:00Z",
+            }
+        ],
+    )
+    refresh_usage_rollup(engine, full=True)
+    with engine.connect() as connection:  # usage is known to the end of its last day
+        assert observed_until(connection) == datetime(2024, 9, 2, tzinfo=UTC)
+
+
+def test_a_window_that_reaches_past_what_we_know_is_censored(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C2", ("2024-01-01", None))
+    insert_rows(
+        engine,
+        usage_events,
+        [
+            {
+                "event_id": "E1",
+                "customer_id": "C2",
+                "event_type": "login",
+                "occurred_at": "2024-08-31T00:00:00Z",
+            }
+        ],
+    )
+    refresh_usage_rollup(engine, full=True)  # usage on 2024-08-31: known up to 2024-09-01
+    rows = [
+        ("C1", "2024-05-01"),  # window + grace ends 2024-08-06: known
+        ("C2", "2024-05-27"),  # 2024-05-27 + 90 + 7 days is exactly 2024-09-01: known
+        ("C2", "2024-05-28"),  # one day too late
+        ("C1", "2024-05-28"),  # the churn is seen, but the label is censored like any other
+    ]
+
+    labels = label(engine, rows, observed_until=None)
+
+    assert labels["label_status"].tolist() == ["labelled", "labelled", "censored", "censored"]
+    assert labels["churned"].tolist() == [1, 0, pd.NA, pd.NA]
+    assert labels["churned_at"].isna().tolist() == [False, True, True, True]
+
+    later = label(engine, rows, observed_until=datetime(2024, 12, 31, tzinfo=UTC))
+    assert later["label_status"].tolist() == ["labelled"] * 4
+    assert later["churned"].tolist() == [1, 0, 0, 1]
+
+
+def test_an_empty_database_labels_nothing(engine):
+    labels = label(engine, [("C1", "2024-05-01")], observed_until=None)
+
+    assert labels["label_status"].tolist() == ["censored"]
+    assert labels["churned"].isna().all()
+
+
+def test_a_failed_payment_is_excluded_by_default(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="payment_failed", voluntary=False)
+
+    labels = label(engine, [("C1", "2024-05-01"), ("C1", "2024-01-15")])
+
+    assert labels["label_status"].tolist() == ["excluded", "labelled"]
+    assert labels["churned"].tolist() == [pd.NA, 0]
+    assert labels["reason_code"].tolist() == ["payment_failed", None]
+    assert labels["voluntary"].tolist() == [False, pd.NA]
+
+    keep_all = LabelsConfig(exclude_reason_codes=[], exclude_involuntary=False)
+    kept = label(engine, [("C1", "2024-05-01")], keep_all)
+    assert kept["label_status"].tolist() == ["labelled"]
+    assert kept["churned"].tolist() == [1]
+    assert kept["reason_code"].tolist() == ["payment_failed"]
+
+
+def test_involuntary_churn_is_excluded_whatever_its_reason(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="other", voluntary=False)
+
+    assert label(engine, [("C1", "2024-05-01")])["label_status"].tolist() == ["excluded"]
+    kept = label(engine, [("C1", "2024-05-01")], LabelsConfig(exclude_involuntary=False))
+    assert kept["churned"].tolist() == [1]
+
+
+def test_an_excluded_reason_code_excludes_voluntary_churn(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="business_closed", voluntary=True)
+
+    assert label(engine, [("C1", "2024-05-01")])["churned"].tolist() == [1]
+    closed = LabelsConfig(exclude_reason_codes=["business_closed"])
+    assert label(engine, [("C1", "2024-05-01")], closed)["label_status"].tolist() == ["excluded"]
+
+
+def test_a_counted_churn_in_the_window_wins_over_an_excluded_one(engine):
+    # A failed payment, a win-back, then a real departure within the same 90 days.
+    subscribe(engine, "C1", ("2024-01-01", "2024-03-01"), ("2024-03-20", "2024-05-01"))
+    cancel(engine, "X1", "C1", "2024-03-01T00:00:00Z", reason_code="payment_failed", voluntary=False)
+    cancel(engine, "X2", "C1", "2024-05-01T00:00:00Z", reason_code="competitor")
+
+    labels = label(engine, [("C1", "2024-02-15")])
+    assert labels["churned"].tolist() == [1]
+    assert labels["churned_at"].tolist() == [utc("2024-05-01")]
+    assert labels["reason_code"].tolist() == ["competitor"]
+
+    short = label(engine, [("C1", "2024-02-15")], horizon_days=30)
+    assert short["label_status"].tolist() == ["excluded"]
+    assert short["churned_at"].tolist() == [utc("2024-03-01")]
+
+
+def test_the_horizon_can_be_overridden_for_one_run(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    rows = [("C1", "2024-04-02")]  # 60 days before the churn
+
+    assert label(engine, rows)["churned"].tolist() == [1]
+    assert label(engine, rows, horizon_days=30)["churned"].tolist() == [0]
+    assert label(engine, rows, LabelsConfig(horizon_days=30))["churned"].tolist() == [0]
+    assert label(engine, rows, LabelsConfig(horizon_days=30), horizon_days=60)["churned"].tolist() == [1]
+
+
+@pytest.mark.parametrize("horizon_days", [0, -5])
+def test_a_horizon_under_one_day_is_refused(engine, horizon_days):
+    with pytest.raises(ValueError, match=r"^horizon_days must be a whole number of days, at least 1"):
+        label(engine, [("C1", "2024-05-01")], horizon_days=horizon_days)
+
+
+def test_a_churn_takes_the_nearest_cancellation_within_grace(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C2", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X-far", "C1", "2024-03-01T00:00:00Z", reason_code="payment_failed", voluntary=False)
+    cancel(engine, "X-near", "C1", "2024-06-04T00:00:00Z", reason_code="support")
+    cancel(engine, "X-nearest", "C1", "2024-05-31T12:00:00Z", reason_code="product_fit")
+    # Ten days off with a grace of seven: a cancellation that belongs to nothing we know of.
+    cancel(engine, "X-late", "C2", "2024-06-11T00:00:00Z", reason_code="payment_failed", voluntary=False)
+
+    found = churns(engine).set_index("customer_id")
+
+    assert found.loc["C1", "cancellation_id"] == "X-nearest"
+    assert found.loc["C1", "reason_code"] == "product_fit"
+    assert found.loc["C1", "reason_text"] == "too expensive"
+    assert found.loc["C1", "voluntary"]
+    assert found.loc["C2", "cancellation_id"] is None
+    assert pd.isna(found.loc["C2", "voluntary"])
+    # A churn without a cancellation row is a churn of unknown reason, not an excluded one.
+    labels = label(engine, [("C1", "2024-05-01"), ("C2", "2024-05-01")])
+    assert labels["churned"].tolist() == [1, 1]
+    assert labels["reason_code"].tolist() == ["product_fit", None]
+
+
+def test_snapshots_keep_their_index_and_columns_and_accept_midnight_utc(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    snapshots = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C1"],
+            "as_of": [datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 1, 15, tzinfo=UTC)],
+            "risk": [0.9, 0.1],
+        },
+        index=[10, 20],
+    )
+    with engine.connect() as connection:
+        labels = label_snapshots(connection, snapshots, LabelsConfig(), observed_until=LATER)
+
+    assert labels.index.tolist() == [10, 20]
+    assert labels["risk"].tolist() == [0.9, 0.1]
+    assert labels["churned"].tolist() == [1, 0]
+    assert snapshots.columns.tolist() == ["customer_id", "as_of", "risk"]
+
+
+def test_bad_snapshots_or_observation_time_are_refused(engine):
+    with engine.connect() as connection, pytest.raises(ValueError, match="lack column 'as_of'"):
+        label_snapshots(connection, pd.DataFrame({"customer_id": ["C1"]}), LabelsConfig())
+    with pytest.raises(ValueError, match="has no time zone"):
+        label(engine, [("C1", "2024-05-01")], observed_until=datetime(2024, 9, 1))
+
+
+def test_label_summary_counts_statuses_and_the_churn_rate():
+    labels = pd.DataFrame(
+        {
+            "churned": pd.array([1, 0, 0, 0, pd.NA, pd.NA], dtype="Int8"),
+            "label_status": ["labelled"] * 4 + ["censored", "excluded"],
+        }
+    )
+
+    assert label_summary(labels) == {
+        "snapshots": 6,
+        "labelled": 4,
+        "censored": 1,
+        "excluded": 1,
+        "churned": 1,
+        "churn_rate": 0.25,
+    }
+    assert label_summary(labels.iloc[4:])["churn_rate"] is None
+
+
+def test_an_end_date_later_than_the_last_import_is_a_plan_not_a_fact(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2025-01-01"))  # a cancellation scheduled ahead
+    imported = datetime(2024, 7, 1, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(ingest_runs).values(
+                entity="subscriptions",
+                source="crm.csv",
+                sha256="0" * 64,
+                started_at=imported,
+                finished_at=imported,
+                rows_read=1,
+                inserted=1,
+                updated=0,
+                unchanged=0,
+            )
+        )
+
+    with engine.connect() as connection:
+        assert observed_until(connection) == imported
+    assert label(engine, [("C1", "2024-05-01")], observed_until=None)["label_status"].tolist() == ["censored"]
