@@ -212,8 +212,11 @@ def _per_event_type(
         query = query.where(daily.c.event_type.not_in(sorted(excluded)))
     frame = pd.DataFrame(connection.execute(query).mappings().all())
     window_columns = [f"{p}{w}" for w in config.windows_days for p in ("w", "p")]
-    if frame.empty:
-        return pd.DataFrame(columns=["customer_id", "event_type", *window_columns, "last_day"])
+    if frame.empty:  # typed, so the sums below still have their columns
+        sums = {c: pd.Series(dtype="float64") for c in window_columns}
+        return pd.DataFrame(
+            {"customer_id": [], "event_type": [], **sums, "last_day": pd.Series(dtype="datetime64[ns]")}
+        )
     frame[window_columns] = frame[window_columns].astype("float64")
     frame["last_day"] = pd.to_datetime(frame["last_day"].astype(str))
     return frame[frame["customer_id"].isin(scope.population.index)]

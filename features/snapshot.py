@@ -258,6 +258,7 @@ def customer_features(
     engine: Engine, customer_id: str, day: date, config: FeaturesConfig, *, today: date
 ) -> CustomerFeatures:
     """One customer's features: from the stored snapshot when there is one, else computed now."""
+    refresh_usage_rollup(engine)  # computed features must see every imported event
     with engine.connect() as connection:
         known = connection.execute(
             select(customers.c.customer_id).where(customers.c.customer_id == customer_id)
