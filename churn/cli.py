@@ -331,9 +331,10 @@ def demo(
     months: Annotated[int | None, typer.Option(help="Months of history (default from config: 18).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default from config).")] = None,
 ) -> None:
-    """Run the story on the embedded default: generate the demo company, create the database, import it.
+    """Run the story on the embedded default: generate the demo company, import it, build its features.
 
-    A second run reuses the generated files and the imported rows (the import is a no-op).
+    A second run reuses the generated files, the imported rows (the import is a no-op) and the
+    feature snapshot.
     """
     from churn.demo_pipeline import demo_files_match, ingest_demo
     from churn.migrate import upgrade_database
@@ -350,22 +351,53 @@ def demo(
             console.print(f"Reusing the demo company in {out}.")
         else:
             console.print(
-                f"[bold]1/3[/bold] Generating a demo company: {customers:,} customers, {months} months"
+                f"[bold]1/4[/bold] Generating a demo company: {customers:,} customers, {months} months"
             )
             _generate(out, customers=customers, months=months, seed=seed, end=end, file_format="csv")
         engine = _create_engine(settings)
-        console.print("[bold]2/3[/bold] Creating or upgrading the database")
+        console.print("[bold]2/4[/bold] Creating or upgrading the database")
         upgrade_database(engine)
-        console.print("[bold]3/3[/bold] Importing the demo company")
+        console.print("[bold]3/4[/bold] Importing the demo company")
         options = _ingest_options(config, [], None, dry_run=False)
         with _progress(enabled=True) as track:
             summaries = ingest_demo(engine, out, options=options, now=utc_now(), on_entity=track)
         _print_summaries(summaries, as_json=False)
         console.print(_status_table(engine, entity_status(engine)))
+        day = date.fromisoformat(json.loads((out / "demo.json").read_text())["end"])
+        console.print(f"[bold]4/4[/bold] Building the feature snapshot as of {day} (the end of the data)")
+        _demo_features(engine, day, config)
         console.print(
-            "Next: read docs/demo-company.md for what a model should find; "
-            "`churn ingest --help` to load your own data."
+            "Next: read docs/demo-company.md for what a model should find; `churn features show ID` "
+            "for any customer's signals; `churn ingest --help` to load your own data."
         )
+
+
+def _demo_features(engine: Engine, day: date, config: ProductConfig) -> None:
+    """Build the snapshot and show, in words, the customer whose usage fell the most."""
+    from features.snapshot import build_snapshots, customer_features, load_snapshots
+
+    summary = build_snapshots(engine, [day], config.features, now=utc_now())
+    console.print(_build_table(summary))
+    with engine.connect() as connection:
+        snapshot = load_snapshots(connection, [day])
+    trend = snapshot.get("events_30d_vs_prev_30d")
+    if trend is None or trend.isna().all():
+        return
+    customer_id = str(snapshot.loc[trend.idxmin(), "customer_id"])
+    shown = customer_features(engine, customer_id, day, config.features, today=utc_now().date())
+    console.print(f"Signals for {customer_id}, whose usage fell the most:", highlight=False)
+    headline = (
+        "events_30d_vs_prev_30d",
+        "active_users_30d_vs_prev_30d",
+        "days_since_last_event",
+        "open_tickets",
+        "last_nps",
+        "mrr",
+        "days_to_renewal",
+    )
+    for feature in shown.features:
+        if feature.name in headline:
+            console.print(Text("  - " + feature.say(shown.values.get(feature.name))))
 
 
 DAY_FORMATS = ["%Y-%m-%d"]

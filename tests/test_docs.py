@@ -21,3 +21,13 @@ def test_the_data_contract_doc_lists_every_column(entity):
 
     assert set(documented) == set(entity.columns)
     assert {name for name, star in documented.items() if star} == set(entity.required)
+
+
+def test_the_feature_catalogue_doc_lists_every_feature():
+    from churn.config import FeaturesConfig
+    from features.snapshot import catalogue
+
+    doc = (ROOT / "docs" / "features.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([^`]+)` \|", doc, flags=re.MULTILINE))
+
+    assert documented == {f.name for f in catalogue(FeaturesConfig())}
