@@ -219,13 +219,15 @@ usage_daily = Table(
     Column("quantity", Double, nullable=False),
 )
 
-# Who was active on a day: distinct users over a window cannot be added up from daily counts.
+# Who was active on a day, and doing what: distinct users over a window cannot be added up from daily
+# counts, and people seen only in event types left out of engagement (billing, internal) must not count.
 usage_daily_users = Table(
     "usage_daily_users",
     metadata,
     Column("day", Date, primary_key=True),
     Column("customer_id", ID, primary_key=True),
     Column("user_id", ID, primary_key=True),
+    Column("event_type", String(64), primary_key=True),
     Column("events", BigInteger, nullable=False),
 )
 

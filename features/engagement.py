@@ -155,7 +155,7 @@ def compute(connection: Connection, scope: Scope, config: FeaturesConfig) -> Sig
     used = per_type.assign(**{f"u{w}": per_type[f"w{w}"] > 0 for w in config.windows_days})
     breadth = used.groupby("customer_id")[[f"u{w}" for w in config.windows_days]].sum().reindex(index)
     days = _active_days(connection, scope, config, excluded).reindex(index)
-    users = _active_users(connection, scope, config).reindex(index)
+    users = _active_users(connection, scope, config, excluded).reindex(index)
     seats = pd.to_numeric(scope.population["seats"], errors="coerce").astype("float64")
     for window in config.windows_days:
         current = totals[f"w{window}"].fillna(0.0)
@@ -254,7 +254,9 @@ def _active_days(
     return _by_customer(connection, query)
 
 
-def _active_users(connection: Connection, scope: Scope, config: FeaturesConfig) -> pd.DataFrame:
+def _active_users(
+    connection: Connection, scope: Scope, config: FeaturesConfig, excluded: set[str]
+) -> pd.DataFrame:
     users = usage_daily_users
     columns = []
     for w in config.windows_days:
@@ -272,6 +274,8 @@ def _active_users(connection: Connection, scope: Scope, config: FeaturesConfig) 
         .where(_in_lookback(scope, config, users.c.day), scope.only(users.c.customer_id))
         .group_by(users.c.customer_id)
     )
+    if excluded:
+        query = query.where(users.c.event_type.not_in(sorted(excluded)))
     return _by_customer(connection, query)
 
 
@@ -294,10 +298,14 @@ def _days_since(scope: Scope, last_day: pd.Series) -> pd.Series:
 
 
 def _slugs(event_types: list[str]) -> dict[str, str]:
-    """Feature-name parts per event type; two types that spell the same get a numbered suffix."""
+    """Feature-name parts per event type; two types that spell the same get a numbered suffix.
+
+    Suffixes go in name order, not usage order, so a type keeps its feature names from one snapshot
+    to the next.
+    """
     slugs: dict[str, str] = {}
     taken: set[str] = set()
-    for event in event_types:
+    for event in sorted(event_types):
         slug, n = feature_slug(event), 2
         while slug in taken:
             slug, n = f"{feature_slug(event)}_{n}", n + 1

@@ -88,14 +88,14 @@ def _daily_totals(source: FromClause | None = None) -> tuple[Select[Any], Select
     per_type = select(
         day, events.c.customer_id, events.c.event_type, func.count(), func.sum(events.c.quantity)
     )
-    per_user = select(day, events.c.customer_id, events.c.user_id, func.count()).where(
+    per_user = select(day, events.c.customer_id, events.c.user_id, events.c.event_type, func.count()).where(
         events.c.user_id.is_not(None)
     )
     if source is not None:
         per_type = per_type.select_from(source)
         per_user = per_user.select_from(source)
     per_type = per_type.group_by(day, events.c.customer_id, events.c.event_type)
-    per_user = per_user.group_by(day, events.c.customer_id, events.c.user_id)
+    per_user = per_user.group_by(day, events.c.customer_id, events.c.user_id, events.c.event_type)
     return per_type, per_user
 
 
@@ -104,7 +104,9 @@ def _store(connection: Connection, per_type: Select[Any], per_user: Select[Any])
         insert(usage_daily).from_select(["day", "customer_id", "event_type", "events", "quantity"], per_type)
     )
     connection.execute(
-        insert(usage_daily_users).from_select(["day", "customer_id", "user_id", "events"], per_user)
+        insert(usage_daily_users).from_select(
+            ["day", "customer_id", "user_id", "event_type", "events"], per_user
+        )
     )
 
 

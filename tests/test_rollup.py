@@ -68,10 +68,10 @@ def test_the_rollup_sums_events_per_customer_day_and_type(engine, tmp_path):
     )
     assert _table(engine, usage_daily_users) == sorted(
         [
-            ("2024-03-01", "C1", "U1", "1"),
-            ("2024-03-01", "C1", "U2", "1"),
-            ("2024-03-02", "C1", "U1", "1"),
-            ("2024-03-01", "C2", "U1", "1"),
+            ("2024-03-01", "C1", "U1", "login", "1"),
+            ("2024-03-01", "C1", "U2", "login", "1"),
+            ("2024-03-02", "C1", "U1", "login", "1"),
+            ("2024-03-01", "C2", "U1", "login", "1"),
         ]
     )
     with engine.connect() as connection:
