@@ -155,7 +155,9 @@ def cancellation_rows() -> list[dict[str, object]]:
     ]
 
 
-def insert_rows(engine: Engine, table: Table, rows: Iterable[Mapping[str, object]], *, at: datetime | None = None):
+def insert_rows(
+    engine: Engine, table: Table, rows: Iterable[Mapping[str, object]], *, at: datetime | None = None
+):
     """Store rows straight into a table, as an import would have, with its bookkeeping columns filled.
 
     Timestamps may be given as ISO strings. For tests of what reads the tables (feature jobs, labels).
