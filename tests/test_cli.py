@@ -19,7 +19,7 @@ def test_help_lists_the_commands(run_cli):
     result = run_cli("--help")
 
     assert result.exit_code == 0
-    for command in ("ingest", "db", "demo-data", "demo", "config"):
+    for command in ("ingest", "db", "features", "demo-data", "demo", "config"):
         assert command in result.output
 
 
