@@ -432,7 +432,7 @@ def features_build(
     Examples: `churn features build --as-of 2025-06-01`;
     `churn features build --from 2024-06-03 --to 2025-06-02 --step 7` (a weekly training history).
     """
-    from features.snapshot import build_snapshots, snapshot_days
+    from features.snapshot import build_snapshots, check_days, snapshot_days
 
     with _user_errors():
         settings, config = _context()
@@ -446,6 +446,7 @@ def features_build(
         else:
             days = snapshot_days(start.date(), end.date() if end else today, step)
         engine = _engine(settings)
+        check_days(engine, days, today=today)  # one clear error before any progress bar
         progress = Progress(
             TextColumn("snapshots"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=errors
         )
@@ -558,7 +559,11 @@ def features_list(
         for column in ("family", "feature", "unit", "meaning", "sentence"):
             table.add_column(column)
         for f in features:
-            sentence = f.sentence.replace("{event_label}", "<event type>").replace("{value}", "N")
+            sentence = (
+                f.sentence.replace("{event_label}", "'<event type>'")
+                .replace("{value}", "N")
+                .replace("{change}", "rose/fell N%")
+            )
             table.add_row(f.family, Text(f.name), str(f.unit), Text(f.description), Text(sentence))
         console.print(table)
 

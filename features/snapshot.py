@@ -81,6 +81,13 @@ def check_as_of(connection: Connection, day: date, *, today: date) -> None:
         )
 
 
+def check_days(engine: Engine, days: Sequence[date], *, today: date) -> None:
+    """Refuse the whole request if any day cannot be built, before any work starts."""
+    with engine.connect() as connection:
+        for day in days:
+            check_as_of(connection, day, today=today)
+
+
 def compute_features(
     connection: Connection, day: date, config: FeaturesConfig, customer_ids: Sequence[str] | None = None
 ) -> Signals:
@@ -106,9 +113,7 @@ def build_snapshots(
     on_progress: Callable[[SnapshotRun], None] | None = None,
 ) -> BuildSummary:
     """Bring the usage rollup up to date, then build each as_of not built yet (or all, to ``rebuild``)."""
-    with engine.connect() as connection:
-        for day in days:
-            check_as_of(connection, day, today=now.date())
+    check_days(engine, days, today=now.date())
     rollup = refresh_usage_rollup(engine)
     built = set() if rebuild else set(built_days(engine))
     runs = []
