@@ -15,6 +15,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 
 from churn.config import FeaturesConfig
 from churn.tables import subscriptions, usage_daily
+from features.aggregate import per_customer, ratio
 from features.catalogue import Feature, Unit
 from features.scope import Scope, Signals
 
@@ -88,7 +89,7 @@ def compute(connection: Connection, scope: Scope, config: FeaturesConfig) -> Sig
     frame["mrr"] = population["mrr"].astype("float64").round(6)
     longest = max(config.windows_days)
     earlier = _mrr_at(connection, scope, scope.days_before(longest)).reindex(frame.index)
-    frame[f"mrr_change_{longest}d"] = ((frame["mrr"] - earlier) / earlier.where(earlier > 0)).round(6)
+    frame[f"mrr_change_{longest}d"] = ratio(frame["mrr"] - earlier, earlier).round(6)
     frame["days_to_renewal"] = _days_to_renewal(scope, population)
     if config.failed_payment_event_types:
         failed = _failed_payments(connection, scope, config)
@@ -158,5 +159,4 @@ def _failed_payments(connection: Connection, scope: Scope, config: FeaturesConfi
         )
         .group_by(daily.c.customer_id)
     )
-    result = connection.execute(query)
-    return pd.DataFrame(result.all(), columns=list(result.keys())).set_index("customer_id").astype("float64")
+    return per_customer(connection, query)

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from churn.config import FeaturesConfig
 from churn.tables import usage_daily, usage_daily_users
+from features.aggregate import per_customer, ratio
 from features.catalogue import Feature, Unit, event_label, feature_slug
 from features.scope import Scope, Signals
 
@@ -170,7 +171,7 @@ def compute(connection: Connection, scope: Scope, config: FeaturesConfig) -> Sig
         columns[f"active_users_{window}d_vs_prev_{window}d"] = _change(
             active_users, users[f"p{window}"].fillna(0.0), tenure, window
         )
-        columns[f"seat_utilization_{window}d"] = active_users / seats.where(seats > 0)
+        columns[f"seat_utilization_{window}d"] = ratio(active_users, seats)
         columns[f"event_types_used_{window}d"] = breadth[f"u{window}"].fillna(0.0)
     columns["days_since_last_event"] = _days_since(scope, last_day)
     frame = pd.DataFrame(columns, index=index)[[f.name for f in features]]
@@ -251,7 +252,7 @@ def _active_days(
     )
     if excluded:
         query = query.where(daily.c.event_type.not_in(sorted(excluded)))
-    return _by_customer(connection, query)
+    return per_customer(connection, query)
 
 
 def _active_users(
@@ -276,19 +277,13 @@ def _active_users(
     )
     if excluded:
         query = query.where(users.c.event_type.not_in(sorted(excluded)))
-    return _by_customer(connection, query)
-
-
-def _by_customer(connection: Connection, query: object) -> pd.DataFrame:
-    result = connection.execute(query)  # type: ignore[call-overload]
-    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
-    return frame.set_index("customer_id").astype("float64")
+    return per_customer(connection, query)
 
 
 def _change(current: pd.Series, previous: pd.Series, tenure: pd.Series, window: int) -> pd.Series:
     """Relative change versus the window before; unknown when that window predates the account
     (a young account did not "grow" from nothing) or had no activity to compare with."""
-    change = (current - previous) / previous.where(previous > 0)
+    change = ratio(current - previous, previous)
     return change.where(tenure >= 2 * window)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, Double, and_, case, cast, func
 from churn.config import FeaturesConfig
 from churn.sql import epoch_seconds
 from churn.tables import survey_responses
+from features.aggregate import count_where, per_customer, ratio
 from features.catalogue import Feature, Unit
 from features.scope import Scope, Signals
 
@@ -139,10 +140,10 @@ def _values(
     return {
         "last_nps": last_nps,
         "last_nps_category": last_nps.map(_nps_category, na_action="ignore"),
-        f"nps_{window}": 100.0 * _share(totals["promoters"] - totals["detractors"], totals["nps_answers"]),
+        f"nps_{window}": 100.0 * ratio(totals["promoters"] - totals["detractors"], totals["nps_answers"]),
         f"nps_score_change_{window}": totals["nps_mean"] - totals["nps_mean_previous"],
         "days_since_last_survey_answer": (scope.as_of.timestamp() - totals["last_answer_epoch"]) / 86400.0,
-        f"csat_satisfied_share_{window}": _share(totals["csat_satisfied"], totals["csat_answers"]),
+        f"csat_satisfied_share_{window}": ratio(totals["csat_satisfied"], totals["csat_answers"]),
         f"ces_mean_{window}": totals["ces_mean"],
         "survey_answers_365d": totals["answers_365d"],
         "nps_response_rate_365d": _nps_response_rate(totals, scope.population),
@@ -160,16 +161,16 @@ def _totals(connection: Connection, scope: Scope, window_days: int) -> pd.DataFr
     nps_in_window = and_(nps, in_window)
 
     columns: list[ColumnElement[Any]] = [
-        _count(nps_in_window).label("nps_answers"),
-        _count(and_(nps_in_window, s.score >= PROMOTER_MIN)).label("promoters"),
-        _count(and_(nps_in_window, s.score <= DETRACTOR_MAX)).label("detractors"),
+        count_where(nps_in_window).label("nps_answers"),
+        count_where(and_(nps_in_window, s.score >= PROMOTER_MIN)).label("promoters"),
+        count_where(and_(nps_in_window, s.score <= DETRACTOR_MAX)).label("detractors"),
         func.avg(case((nps_in_window, score))).label("nps_mean"),
         func.avg(case((and_(nps, in_previous), score))).label("nps_mean_previous"),
         func.max(epoch_seconds(s.responded_at)).label("last_answer_epoch"),
-        _count(and_(csat, in_window)).label("csat_answers"),
-        _count(and_(csat, in_window, s.score >= CSAT_SATISFIED_MIN)).label("csat_satisfied"),
+        count_where(and_(csat, in_window)).label("csat_answers"),
+        count_where(and_(csat, in_window, s.score >= CSAT_SATISFIED_MIN)).label("csat_satisfied"),
         func.avg(case((and_(ces, in_window), score))).label("ces_mean"),
-        _count(s.responded_at >= scope.days_before(YEAR_DAYS)).label("answers_365d"),
+        count_where(s.responded_at >= scope.days_before(YEAR_DAYS)).label("answers_365d"),
     ]
     # Quarter q covers [as_of - 91 (q + 1) days, as_of - 91 q days): q = 0 is the latest.
     edges = [scope.days_before(QUARTER_DAYS * q) for q in range(QUARTERS + 1)]
@@ -182,7 +183,7 @@ def _totals(connection: Connection, scope: Scope, window_days: int) -> pd.DataFr
         .where(scope.only(s.customer_id), s.responded_at < scope.as_of)
         .group_by(s.customer_id)
     )
-    return _frame(connection, query)
+    return per_customer(connection, query)
 
 
 def _last_nps(connection: Connection, scope: Scope) -> pd.Series:
@@ -199,7 +200,7 @@ def _last_nps(connection: Connection, scope: Scope) -> pd.Series:
         .subquery()
     )
     query = select(ranked.c.customer_id, ranked.c.score).where(ranked.c.rank == 1)
-    return _frame(connection, query)["score"]
+    return per_customer(connection, query)["score"]
 
 
 def _nps_response_rate(totals: pd.DataFrame, population: pd.DataFrame) -> pd.Series:
@@ -213,28 +214,13 @@ def _nps_response_rate(totals: pd.DataFrame, population: pd.DataFrame) -> pd.Ser
         eligible = (tenure >= QUARTER_DAYS * (quarter + 1)).astype("float64")
         eligible_quarters += eligible
         answered_quarters += eligible * answered[f"nps_quarter_{quarter}"]
-    return _share(answered_quarters, eligible_quarters)
+    return ratio(answered_quarters, eligible_quarters)
 
 
 def _nps_category(score: float) -> str:
     if score >= PROMOTER_MIN:
         return "promoter"
     return "detractor" if score <= DETRACTOR_MAX else "passive"
-
-
-def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((condition, 1), else_=0))
-
-
-def _frame(connection: Connection, query: Any) -> pd.DataFrame:
-    result = connection.execute(query)
-    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    return frame.set_index("customer_id").astype("float64")
-
-
-def _share(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    """``numerator / denominator``, unknown (NaN) where the denominator is 0."""
-    return numerator / denominator.where(denominator > 0)
 
 
 def _per_customer(values: pd.Series, feature: Feature, index: pd.Index) -> pd.Series:

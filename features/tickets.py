@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, Double, and_, case, cast, func
 from churn.config import FeaturesConfig
 from churn.sql import epoch_seconds, hours_between
 from churn.tables import tickets
+from features.aggregate import count_where, per_customer, ratio
 from features.catalogue import Feature, Unit
 from features.scope import Scope, Signals
 
@@ -171,12 +172,12 @@ def _values(
         "tickets_awaiting_first_response": totals["awaiting"],
         f"median_first_response_h_{window}": first_response_hours.groupby(level=0).median(),
         f"avg_resolution_h_{window}": totals["resolution_h"],
-        f"first_contact_resolution_{window}": _share(totals["one_reply"], totals["replies_known"]),
-        f"reopen_rate_{window}": _share(totals["reopened"], totals["reopened_known"]),
-        f"escalation_rate_{window}": _share(totals["escalated"], totals["escalated_known"]),
-        f"high_priority_share_{window}": _share(totals["high_priority"], opened),
+        f"first_contact_resolution_{window}": ratio(totals["one_reply"], totals["replies_known"]),
+        f"reopen_rate_{window}": ratio(totals["reopened"], totals["reopened_known"]),
+        f"escalation_rate_{window}": ratio(totals["escalated"], totals["escalated_known"]),
+        f"high_priority_share_{window}": ratio(totals["high_priority"], opened),
         f"ticket_csat_{window}": totals["csat"],
-        f"tickets_opened_{window}_vs_prev_{window}": _share(opened - previous, previous),
+        f"tickets_opened_{window}_vs_prev_{window}": ratio(opened - previous, previous),
     }
 
 
@@ -198,21 +199,21 @@ def _totals(connection: Connection, scope: Scope, config: FeaturesConfig) -> pd.
     high = func.lower(t.priority).in_([p.lower() for p in config.high_priorities])
 
     columns: list[ColumnElement[Any]] = [
-        _count(t.opened_at >= scope.days_before(w)).label(f"opened_{w}") for w in config.windows_days
+        count_where(t.opened_at >= scope.days_before(w)).label(f"opened_{w}") for w in config.windows_days
     ]
     columns += [
-        _count(and_(t.opened_at >= previous_start, t.opened_at < window_start)).label("opened_previous"),
-        _count(is_open).label("open"),
+        count_where(and_(t.opened_at >= previous_start, t.opened_at < window_start)).label("opened_previous"),
+        count_where(is_open).label("open"),
         func.min(case((is_open, epoch_seconds(t.opened_at)))).label("oldest_open_epoch"),
-        _count(and_(is_open, no_response_yet)).label("awaiting"),
+        count_where(and_(is_open, no_response_yet)).label("awaiting"),
         func.avg(case((resolved_in_window, hours_between(t.opened_at, t.resolved_at)))).label("resolution_h"),
-        _count(and_(resolved_in_window, t.replies <= 1)).label("one_reply"),
-        _count(and_(resolved_in_window, t.replies.is_not(None))).label("replies_known"),
-        _count(and_(resolved_in_window, t.reopened.is_(True))).label("reopened"),
-        _count(and_(resolved_in_window, t.reopened.is_not(None))).label("reopened_known"),
-        _count(and_(resolved_in_window, t.escalated.is_(True))).label("escalated"),
-        _count(and_(resolved_in_window, t.escalated.is_not(None))).label("escalated_known"),
-        _count(and_(opened_in_window, high)).label("high_priority"),
+        count_where(and_(resolved_in_window, t.replies <= 1)).label("one_reply"),
+        count_where(and_(resolved_in_window, t.replies.is_not(None))).label("replies_known"),
+        count_where(and_(resolved_in_window, t.reopened.is_(True))).label("reopened"),
+        count_where(and_(resolved_in_window, t.reopened.is_not(None))).label("reopened_known"),
+        count_where(and_(resolved_in_window, t.escalated.is_(True))).label("escalated"),
+        count_where(and_(resolved_in_window, t.escalated.is_not(None))).label("escalated_known"),
+        count_where(and_(opened_in_window, high)).label("high_priority"),
         # PostgreSQL averages integers as numeric (Decimal); a double is the same on both backends.
         func.avg(case((rated, cast(t.csat, Double)))).label("csat"),
     ]
@@ -226,7 +227,7 @@ def _totals(connection: Connection, scope: Scope, config: FeaturesConfig) -> pd.
         .where(scope.only(t.customer_id), t.opened_at < as_of, relevant)
         .group_by(t.customer_id)
     )
-    return _frame(connection, query)
+    return per_customer(connection, query)
 
 
 def _first_response_hours(connection: Connection, scope: Scope, window_days: int) -> pd.Series:
@@ -242,22 +243,7 @@ def _first_response_hours(connection: Connection, scope: Scope, window_days: int
         t.opened_at < scope.as_of,
         t.first_response_at < scope.as_of,
     )
-    return _frame(connection, query)["hours"]
-
-
-def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
-    return func.sum(case((condition, 1), else_=0))
-
-
-def _frame(connection: Connection, query: Any) -> pd.DataFrame:
-    result = connection.execute(query)
-    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    return frame.set_index("customer_id").astype("float64")
-
-
-def _share(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    """``numerator / denominator``, unknown (NaN) where the denominator is 0."""
-    return numerator / denominator.where(denominator > 0)
+    return per_customer(connection, query)["hours"]
 
 
 def _per_customer(values: pd.Series, feature: Feature, index: pd.Index) -> pd.Series:
