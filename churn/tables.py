@@ -215,7 +215,8 @@ usage_daily = Table(
     Column("day", Date, primary_key=True),
     Column("customer_id", ID, primary_key=True),
     Column("event_type", String(64), primary_key=True),
-    Column("events", BigInteger, nullable=False),
+    # 32-bit on purpose: PostgreSQL sums int4 in a bigint, but int8 in a (much slower) numeric.
+    Column("events", Integer, nullable=False),
     Column("quantity", Double, nullable=False),
 )
 
@@ -228,7 +229,7 @@ usage_daily_users = Table(
     Column("customer_id", ID, primary_key=True),
     Column("user_id", ID, primary_key=True),
     Column("event_type", String(64), primary_key=True),
-    Column("events", BigInteger, nullable=False),
+    Column("events", Integer, nullable=False),
 )
 
 # One row of features per active customer per as_of. Event types are data, so the set of feature

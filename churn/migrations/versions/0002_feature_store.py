@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("customer_id", ID, nullable=False),
         sa.Column("event_type", sa.String(length=64), nullable=False),
-        sa.Column("events", sa.BigInteger(), nullable=False),
+        sa.Column("events", sa.Integer(), nullable=False),
         sa.Column("quantity", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("day", "customer_id", "event_type", name="pk_usage_daily"),
     )
@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("customer_id", ID, nullable=False),
         sa.Column("user_id", ID, nullable=False),
         sa.Column("event_type", sa.String(length=64), nullable=False),
-        sa.Column("events", sa.BigInteger(), nullable=False),
+        sa.Column("events", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("day", "customer_id", "user_id", "event_type", name="pk_usage_daily_users"),
     )
     op.create_table(
