@@ -62,6 +62,12 @@ class FeaturesConfig(_Section):
     high_priorities: list[str] = Field(
         default=["high", "urgent"], description="Ticket priorities counted as high or urgent."
     )
+    work_mem_mb: int = Field(
+        default=256,
+        ge=4,
+        le=16_384,
+        description="PostgreSQL memory per sort or hash for feature jobs (SET LOCAL work_mem, per query).",
+    )
 
     @field_validator("families")
     @classmethod

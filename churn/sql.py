@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Date, Double
+from sqlalchemy import Connection, Date, Double, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -62,3 +62,13 @@ def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> s
 def hours_between(start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
     """``end - start`` in hours."""
     return (epoch_seconds(end) - epoch_seconds(start)) / 3600.0
+
+
+def use_work_mem(connection: Connection, megabytes: int) -> None:
+    """Let this transaction's sorts and hashes use more memory on PostgreSQL (other engines: no-op).
+
+    The server default (4 MB) makes the feature jobs' aggregations spill to disk; ``SET LOCAL`` ends
+    with the transaction, so nothing else on the server is affected.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"SET LOCAL work_mem = '{int(megabytes)}MB'"))

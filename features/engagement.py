@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from churn.config import FeaturesConfig
 from churn.tables import usage_daily, usage_daily_users
-from features.aggregate import count_where, per_customer, ratio
+from features.aggregate import count_where, per_customer, ratio, read_frame
 from features.catalogue import Feature, Unit, event_label, feature_slug
 from features.scope import Scope, Signals
 
@@ -211,8 +211,7 @@ def _per_event_type(
     )
     if excluded:
         query = query.where(daily.c.event_type.not_in(sorted(excluded)))
-    result = connection.execute(query)
-    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    frame = read_frame(connection, query)
     window_columns = [f"{p}{w}" for w in config.windows_days for p in ("w", "p")]
     if frame.empty:  # typed, so the sums below still have their columns
         sums = {c: pd.Series(dtype="float64") for c in window_columns}

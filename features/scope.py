@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, true
 
 from churn.tables import customers, subscriptions
+from features.aggregate import read_frame
 from features.catalogue import Feature
 
 
@@ -113,7 +114,7 @@ def active_customers(
         .join(first, first.c.customer_id == customers.c.customer_id)
         .order_by(customers.c.customer_id)
     )
-    frame = pd.DataFrame(connection.execute(query).mappings().all())
+    frame = read_frame(connection, query)
     if frame.empty:
         return pd.DataFrame(
             columns=[c.name for c in query.selected_columns if c.name != "customer_id"] + ["tenure_days"],

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 from churn.config import FeaturesConfig
 from churn.db import WRITES
 from churn.errors import UserFacingError
+from churn.sql import use_work_mem
 from churn.tables import customers, feature_snapshots, snapshot_runs, subscriptions
 from features import account, engagement, satisfaction, tickets
 from features.catalogue import Feature, Unit, event_label
@@ -114,7 +115,7 @@ def build_snapshots(
 ) -> BuildSummary:
     """Bring the usage rollup up to date, then build each as_of not built yet (or all, to ``rebuild``)."""
     check_days(engine, days, today=now.date())
-    rollup = refresh_usage_rollup(engine)
+    rollup = refresh_usage_rollup(engine, work_mem_mb=config.work_mem_mb)
     built = set() if rebuild else set(built_days(engine))
     runs = []
     for day in days:
@@ -131,6 +132,7 @@ def build_snapshots(
 def _build_one(engine: Engine, day: date, config: FeaturesConfig, *, now: datetime) -> SnapshotRun:
     started = time.perf_counter()
     with engine.connect() as connection, connection.begin():
+        use_work_mem(connection, config.work_mem_mb)
         signals = compute_features(connection, day, config)
     if signals.frame.empty:
         raise FeatureError(f"--as-of {day}: no customer was active that day (no subscription covers it)")
@@ -160,8 +162,9 @@ def _build_one(engine: Engine, day: date, config: FeaturesConfig, *, now: dateti
 def _documents(frame: pd.DataFrame) -> list[tuple[str, dict[str, object]]]:
     """One JSON document per customer; unknown values are left out rather than stored as null."""
     records = frame.to_dict(orient="index")
+    # `v == v` is False only for NaN: an inline test, because this runs for every value of a snapshot.
     return [
-        (customer_id, {k: _plain(v) for k, v in values.items() if not _missing(v)})
+        (customer_id, {k: v for k, v in values.items() if v is not None and v == v})
         for customer_id, values in records.items()
     ]
 
@@ -171,7 +174,7 @@ def _missing(value: object) -> bool:
 
 
 def _plain(value: object) -> object:
-    """JSON-friendly Python values: whole numbers as int, so documents stay small and exact."""
+    """JSON-friendly Python values: whole numbers as int, for display."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value.item() if hasattr(value, "item") else value
@@ -263,7 +266,7 @@ def customer_features(
     engine: Engine, customer_id: str, day: date, config: FeaturesConfig, *, today: date
 ) -> CustomerFeatures:
     """One customer's features: from the stored snapshot when there is one, else computed now."""
-    refresh_usage_rollup(engine)  # computed features must see every imported event
+    refresh_usage_rollup(engine, work_mem_mb=config.work_mem_mb)  # computing must see every event
     with engine.connect() as connection:
         known = connection.execute(
             select(customers.c.customer_id).where(customers.c.customer_id == customer_id)
