@@ -233,7 +233,8 @@ usage_daily_users = Table(
 )
 
 # One row of features per active customer per as_of. Event types are data, so the set of feature
-# names varies by company (and may grow over time): the row is a JSON document, not fixed columns.
+# names varies by company (and may grow over time): the row is a JSON array of values, in the order
+# of the names its snapshot_runs row lists once, not fixed columns.
 feature_snapshots = Table(
     "feature_snapshots",
     metadata,

@@ -136,12 +136,12 @@ def _build_one(engine: Engine, day: date, config: FeaturesConfig, *, now: dateti
         signals = compute_features(connection, day, config)
     if signals.frame.empty:
         raise FeatureError(f"--as-of {day}: no customer was active that day (no subscription covers it)")
-    documents = _documents(signals.frame)
+    rows = _value_rows(signals.frame)
     with engine.connect().execution_options(**WRITES) as connection, connection.begin():
         connection.execute(delete(feature_snapshots).where(feature_snapshots.c.as_of == day))
         connection.execute(delete(snapshot_runs).where(snapshot_runs.c.as_of == day))
-        for start in range(0, len(documents), _WRITE_BATCH):
-            batch = documents[start : start + _WRITE_BATCH]
+        for start in range(0, len(rows), _WRITE_BATCH):
+            batch = rows[start : start + _WRITE_BATCH]
             connection.execute(
                 insert(feature_snapshots), [{"as_of": day, "customer_id": c, "features": f} for c, f in batch]
             )
@@ -149,17 +149,17 @@ def _build_one(engine: Engine, day: date, config: FeaturesConfig, *, now: dateti
             insert(snapshot_runs).values(
                 as_of=day,
                 built_at=now,
-                customers=len(documents),
+                customers=len(rows),
                 feature_names=[f.name for f in signals.features],
                 config_digest=config_digest(config),
                 seconds=time.perf_counter() - started,
             )
         )
     seconds = time.perf_counter() - started
-    return SnapshotRun(as_of=day, customers=len(documents), features=len(signals.features), seconds=seconds)
+    return SnapshotRun(as_of=day, customers=len(rows), features=len(signals.features), seconds=seconds)
 
 
-def _documents(frame: pd.DataFrame) -> list[tuple[str, list[object]]]:
+def _value_rows(frame: pd.DataFrame) -> list[tuple[str, list[object]]]:
     """One JSON array of values per customer, in the order of the snapshot's feature names.
 
     The names are stored once per snapshot (``snapshot_runs``) instead of in every row, which keeps

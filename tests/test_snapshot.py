@@ -227,7 +227,7 @@ def _stored_logins(engine: Engine, day: date) -> float:
     return float(stored["login_events_7d"].fillna(0).iloc[0])
 
 
-def test_a_snapshot_is_one_document_per_active_customer(engine, demo_dir):
+def test_a_snapshot_is_one_row_per_active_customer(engine, demo_dir):
     _load_demo(engine, demo_dir)
     summary = build_snapshots(engine, [AS_OF], CONFIG, now=NOW)
 
