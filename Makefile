@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint format bench lock clean
+.PHONY: setup demo test lint format bench bench-features lock clean
 
 $(BIN)/churn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ format: setup
 
 bench: setup  ## ingest and demo-data benchmarks; prints a table (see docs/benchmarks.md)
 	$(BIN)/python -m benchmarks
+
+bench-features: setup  ## feature jobs on PostgreSQL, 20,000 customers (about 25 minutes; see docs/benchmarks.md)
+	$(BIN)/python -m benchmarks.features --customers 20000 --months 12
 
 lock:  ## re-resolve the newest allowed versions into constraints.txt (then run make test)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
