@@ -1,0 +1,83 @@
+"""What every command shares: the consoles, one-line errors for mistakes a user can fix, and the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from sqlalchemy import Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
+
+from churn.config import ConfigError, ProductConfig, load_config
+from churn.errors import UserFacingError
+from churn.ingest import IngestError
+from churn.settings import Settings, get_settings
+
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
+
+DAY_FORMATS = ["%Y-%m-%d"]
+
+
+class UserError(Exception):
+    """Something the user can fix; shown as one line, exit code 2."""
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can cause into one clear line and exit code 2, never a traceback."""
+    try:
+        yield
+    except IngestError as exc:
+        for problem in exc.problems:
+            print_error(problem)
+        if exc.total > len(exc.problems):
+            errors.print(f"... and {exc.total - len(exc.problems)} more problems", highlight=False)
+        if exc.total > 1 or (exc.problems and "rejected" not in exc.problems[0]):
+            errors.print(f"{exc.total} problem(s) found; nothing was imported.", highlight=False)
+        raise typer.Exit(2) from None
+    except (UserError, UserFacingError, ConfigError, FileNotFoundError) as exc:
+        print_error(str(exc))
+        raise typer.Exit(2) from None
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        print_error(f"cannot use the database: {reason}")
+        raise typer.Exit(2) from None
+    except ProgrammingError as exc:
+        print_error(f"database error: {exc.orig}")
+        raise typer.Exit(2) from None
+
+
+def print_error(message: str) -> None:
+    # Messages quote file names and cell values: print them as plain text, never as Rich markup.
+    errors.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+
+
+def load_context() -> tuple[Settings, ProductConfig]:
+    settings = get_settings()
+    return settings, load_config(settings.config_path)
+
+
+def create_engine_for(settings: Settings) -> Engine:
+    from churn.db import engine_for
+
+    try:
+        return engine_for(settings)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise UserError(f"CHURN_DATABASE_URL: {exc}") from None
+
+
+def open_engine(settings: Settings, *, require_schema: bool = True) -> Engine:
+    from churn.migrate import current_revision, head_revision
+
+    engine = create_engine_for(settings)
+    if require_schema:
+        current, head = current_revision(engine), head_revision()
+        if current != head:
+            where = engine.url.render_as_string(hide_password=True)
+            state = "is empty" if current is None else f"is at schema {current}, this version needs {head}"
+            raise UserError(f"the database {where} {state}: run `churn db upgrade`")
+    return engine
