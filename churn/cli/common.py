@@ -57,11 +57,13 @@ def print_error(message: str) -> None:
 
 
 def load_context() -> tuple[Settings, ProductConfig]:
+    """The settings from the environment and the product config they point to."""
     settings = get_settings()
     return settings, load_config(settings.config_path)
 
 
 def create_engine_for(settings: Settings) -> Engine:
+    """The engine for CHURN_DATABASE_URL; a malformed URL is the user's error, named as such."""
     from churn.db import engine_for
 
     try:
@@ -71,6 +73,7 @@ def create_engine_for(settings: Settings) -> Engine:
 
 
 def open_engine(settings: Settings, *, require_schema: bool = True) -> Engine:
+    """The engine, after checking the schema is this version's (or saying to run `churn db upgrade`)."""
     from churn.migrate import current_revision, head_revision
 
     engine = create_engine_for(settings)
