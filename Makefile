@@ -30,7 +30,7 @@ format: setup
 bench: setup  ## ingest and demo-data benchmarks; prints a table (see docs/benchmarks.md)
 	$(BIN)/python -m benchmarks
 
-bench-features: setup  ## feature jobs on PostgreSQL, 20,000 customers (about 25 minutes; see docs/benchmarks.md)
+bench-features: setup  ## feature jobs on PostgreSQL, 20,000 customers (about 15 minutes; see docs/benchmarks.md)
 	$(BIN)/python -m benchmarks.features --customers 20000 --months 12
 
 lock:  ## re-resolve the newest allowed versions into constraints.txt (then run make test)
