@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -144,11 +144,11 @@ def _recompute_days(connection: Connection, last_change: int) -> None:
     batch = _batch_table(connection)
     # Each day as a [start, end) time range, so the events index (customer_id, occurred_at) finds
     # its events without reading the customer's whole history.
-    starts = [as_of_instant(_as_date(d)) for d in pairs["day"]]
+    starts = [as_of_instant(d) for d in pairs["day"]]
     connection.execute(
         insert(batch),
         [
-            {"customer_id": c, "day": _as_date(d), "day_start": s, "day_end": s + timedelta(days=1)}
+            {"customer_id": c, "day": d, "day_start": s, "day_end": s + timedelta(days=1)}
             for c, d, s in zip(pairs["customer_id"], pairs["day"], starts, strict=True)
         ],
     )
@@ -185,7 +185,3 @@ def _batch_table(connection: Connection) -> Table:
     )
     batch.create(connection)
     return batch
-
-
-def _as_date(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -189,7 +189,7 @@ def built_days(engine: Engine) -> list[date]:
     """The as_of days that have a snapshot, oldest first."""
     with engine.connect() as connection:
         query = select(snapshot_runs.c.as_of).order_by(snapshot_runs.c.as_of)
-        return [_day(d) for d in connection.execute(query).scalars()]
+        return list(connection.execute(query).scalars())
 
 
 def snapshot_runs_frame(connection: Connection) -> pd.DataFrame:
@@ -222,7 +222,7 @@ def load_snapshots(
             query = query.where(feature_snapshots.c.customer_id.in_(list(customer_ids)))
         rows = connection.execute(query.order_by(feature_snapshots.c.customer_id)).all()
         values = pd.DataFrame([row.features for row in rows], columns=names)
-        keys = pd.DataFrame({"customer_id": [row.customer_id for row in rows], "as_of": _day(as_of)})
+        keys = pd.DataFrame({"customer_id": [row.customer_id for row in rows], "as_of": as_of})
         frames.append(pd.concat([keys, values], axis=1))
     if not frames:
         return pd.DataFrame(columns=["customer_id", "as_of"])
@@ -237,10 +237,6 @@ def snapshot_days(start: date, end: date, step_days: int) -> list[date]:
         raise FeatureError(f"--to {end}: is before --from {start}")
     count = (end - start).days // step_days + 1
     return [start + timedelta(days=i * step_days) for i in range(count)]
-
-
-def _day(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 @dataclass(frozen=True)
