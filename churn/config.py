@@ -108,6 +108,78 @@ class LabelsConfig(_Section):
     )
 
 
+CALIBRATION_METHODS = ("auto", "isotonic", "sigmoid")
+PROMOTION_METRICS = ("pr_auc", "roc_auc", "brier", "log_loss", "top_decile_lift")
+
+
+class TrainingConfig(_Section):
+    folds: int = Field(
+        default=3,
+        ge=3,
+        le=12,
+        description="Rolling-origin backtest folds (train on earlier days, test later).",
+    )
+    min_train_days: int = Field(
+        default=4, ge=2, description="Fewest snapshot days the first backtest fold trains on."
+    )
+    holdout_share: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=0.5,
+        description="Latest share of a fold's training days kept for early stopping and calibration.",
+    )
+    calibration: str = Field(
+        default="auto",
+        description="Scores to probabilities: isotonic, sigmoid, or auto (isotonic given enough churners).",
+    )
+    monotone: bool = Field(
+        default=True,
+        description="Keep the model to each feature's known direction (more open tickets never lower risk).",
+    )
+    learning_rate: float = Field(default=0.05, gt=0.0, le=1.0)
+    max_rounds: int = Field(default=2_000, ge=10, description="Upper bound on boosting rounds.")
+    early_stopping_rounds: int = Field(default=100, ge=5)
+    tune_trials: int = Field(
+        default=12, ge=2, le=200, description="Parameter sets `churn train --tune` tries."
+    )
+    seed: int = 7
+
+    @field_validator("calibration")
+    @classmethod
+    def _known_calibration(cls, value: str) -> str:
+        if value not in CALIBRATION_METHODS:
+            raise ValueError(f"unknown method {value!r} (expected one of {', '.join(CALIBRATION_METHODS)})")
+        return value
+
+
+class AlertsConfig(_Section):
+    threshold: float = Field(
+        default=0.3,
+        gt=0.0,
+        lt=1.0,
+        description="Risk (probability of churning within the horizon) at which a customer alerts.",
+    )
+
+
+class PromotionConfig(_Section):
+    metric: str = Field(
+        default="pr_auc", description="Backtest metric a challenger must match to be promoted."
+    )
+    tolerance: float = Field(
+        default=0.005, ge=0.0, le=0.5, description="How much worse than the champion a challenger may be."
+    )
+    window_days: int = Field(
+        default=91, ge=7, description="The recent stretch of backtest days both models are compared on."
+    )
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in PROMOTION_METRICS:
+            raise ValueError(f"unknown metric {value!r} (expected one of {', '.join(PROMOTION_METRICS)})")
+        return value
+
+
 class ProductConfig(_Section):
     """Every product behaviour a team may want to change, with its default."""
 
@@ -115,6 +187,9 @@ class ProductConfig(_Section):
     demo: DemoConfig = DemoConfig()
     features: FeaturesConfig = FeaturesConfig()
     labels: LabelsConfig = LabelsConfig()
+    training: TrainingConfig = TrainingConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    promotion: PromotionConfig = PromotionConfig()
 
 
 def check_timezone(name: str) -> ZoneInfo:

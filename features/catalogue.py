@@ -11,6 +11,21 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
+class Direction(StrEnum):
+    """What more of a feature is expected to do to churn risk; training may constrain the model to it.
+
+    A prior only where the product knows it for every company (more open tickets never make a customer
+    safer). ``LEARNED`` features are named after the company's own event types, whose meaning we do not
+    know ("report exported" is engagement, "data export requested" may be a way out): training reads
+    their direction from the training data. ``NONE`` leaves the model free.
+    """
+
+    RAISES = "raises"
+    LOWERS = "lowers"
+    LEARNED = "learned"
+    NONE = "none"
+
+
 class Unit(StrEnum):
     COUNT = "count"
     DAYS = "days"
@@ -37,6 +52,7 @@ class Feature:
     unit: Unit
     sentence: str
     missing: str = ""
+    direction: Direction = Direction.NONE
 
     def say(self, value: object) -> str:
         """The plain-language sentence for this feature's value."""

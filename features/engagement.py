@@ -17,14 +17,22 @@ from sqlalchemy import Connection, and_, case, func, select
 from churn.config import FeaturesConfig
 from churn.tables import usage_daily, usage_daily_users
 from features.aggregate import count_where, per_customer, ratio, read_frame
-from features.catalogue import Feature, Unit, event_label, feature_slug
+from features.catalogue import Direction, Feature, Unit, event_label, feature_slug
 from features.scope import Scope, Signals
 
 FAMILY = "engagement"
 
 
-def _f(name: str, description: str, unit: Unit, sentence: str, missing: str = "") -> Feature:
-    return Feature(name, FAMILY, description, unit, sentence, missing)
+def _f(
+    name: str,
+    description: str,
+    unit: Unit,
+    sentence: str,
+    missing: str = "",
+    direction: Direction = Direction.LOWERS,
+) -> Feature:
+    # Engagement is "more use, less risk" unless said otherwise; per-event-type features learn it.
+    return Feature(name, FAMILY, description, unit, sentence, missing, direction)
 
 
 PER_EVENT_TYPE = [
@@ -33,6 +41,7 @@ PER_EVENT_TYPE = [
         "{event_label} events in the last {window} days",
         Unit.COUNT,
         "{value} {event_label} events in the last {window} days",
+        direction=Direction.LEARNED,
     ),
     _f(
         "{event}_events_{window}d_vs_prev_{window}d",
@@ -40,6 +49,7 @@ PER_EVENT_TYPE = [
         Unit.CHANGE,
         "{event_label} events {change} versus the previous {window} days",
         "No {event_label} events in the {window} days before to compare with",
+        direction=Direction.LEARNED,
     ),
 ]
 PER_EVENT_TYPE_ONCE = [
@@ -49,6 +59,7 @@ PER_EVENT_TYPE_ONCE = [
         Unit.DAYS,
         "The last {event_label} event was {value} ago",
         "No {event_label} event in the last {lookback} days",
+        direction=Direction.LEARNED,
     ),
 ]
 PER_WINDOW = [
@@ -111,6 +122,7 @@ ONCE = [
         Unit.DAYS,
         "The last product activity was {value} ago",
         "No product activity in the last {lookback} days",
+        direction=Direction.RAISES,
     ),
 ]
 

@@ -20,7 +20,7 @@ from churn.config import FeaturesConfig
 from churn.sql import epoch_seconds
 from churn.tables import survey_responses
 from features.aggregate import count_where, per_customer, ratio
-from features.catalogue import Feature, Unit
+from features.catalogue import Direction, Feature, Unit
 from features.scope import Scope, Signals
 
 FAMILY = "satisfaction"
@@ -39,6 +39,7 @@ _LAST_NPS = Feature(
     Unit.SCORE,
     "Their last NPS answer was {value} out of 10",
     "No NPS answer yet",
+    direction=Direction.LOWERS,
 )
 _LAST_NPS_CATEGORY = Feature(
     "last_nps_category",
@@ -55,6 +56,7 @@ _NPS = Feature(
     Unit.SCORE,
     "Their NPS over the last {window} days is {value} (on a scale from -100 to 100)",
     "No NPS answer in the last {window} days",
+    direction=Direction.LOWERS,
 )
 _NPS_CHANGE = Feature(
     "nps_score_change_{window}d",
@@ -63,6 +65,7 @@ _NPS_CHANGE = Feature(
     Unit.SCORE,
     "Their average NPS answer moved by {value} points against the {window} days before",
     "Not enough NPS answers to compare the last {window} days with the {window} days before",
+    direction=Direction.LOWERS,
 )
 _DAYS_SINCE_ANSWER = Feature(
     "days_since_last_survey_answer",
@@ -79,6 +82,7 @@ _CSAT_SATISFIED = Feature(
     Unit.SHARE,
     "{value} of their CSAT answers in the last {window} days were satisfied (4 or 5 out of 5)",
     "No CSAT answer in the last {window} days",
+    direction=Direction.LOWERS,
 )
 _CES_MEAN = Feature(
     "ces_mean_{window}d",
@@ -87,6 +91,7 @@ _CES_MEAN = Feature(
     Unit.SCORE,
     "Their average effort score in the last {window} days was {value} out of 7 (higher is easier)",
     "No effort (CES) answer in the last {window} days",
+    direction=Direction.LOWERS,
 )
 _ANSWERS = Feature(
     "survey_answers_365d",

@@ -188,8 +188,13 @@ def config_digest(config: FeaturesConfig) -> str:
 def built_days(engine: Engine) -> list[date]:
     """The as_of days that have a snapshot, oldest first."""
     with engine.connect() as connection:
-        query = select(snapshot_runs.c.as_of).order_by(snapshot_runs.c.as_of)
-        return list(connection.execute(query).scalars())
+        return built_days_in(connection)
+
+
+def built_days_in(connection: Connection) -> list[date]:
+    """The as_of days that have a snapshot, oldest first, read on an open connection."""
+    query = select(snapshot_runs.c.as_of).order_by(snapshot_runs.c.as_of)
+    return list(connection.execute(query).scalars())
 
 
 def snapshot_runs_frame(connection: Connection) -> pd.DataFrame:

@@ -20,7 +20,7 @@ from churn.config import FeaturesConfig
 from churn.sql import epoch_seconds, hours_between
 from churn.tables import tickets
 from features.aggregate import count_where, per_customer, ratio
-from features.catalogue import Feature, Unit
+from features.catalogue import Direction, Feature, Unit
 from features.scope import Scope, Signals
 
 FAMILY = "tickets"
@@ -40,6 +40,7 @@ _OPEN = Feature(
     "Support tickets opened and not yet resolved",
     Unit.COUNT,
     "Support tickets still open: {value}",
+    direction=Direction.RAISES,
 )
 _OLDEST_OPEN = Feature(
     "oldest_open_ticket_age_days",
@@ -48,6 +49,7 @@ _OLDEST_OPEN = Feature(
     Unit.DAYS,
     "The oldest open support ticket has been open for {value}",
     "No support ticket is open",
+    direction=Direction.RAISES,
 )
 _AWAITING = Feature(
     "tickets_awaiting_first_response",
@@ -55,6 +57,7 @@ _AWAITING = Feature(
     "Open support tickets that have had no reply yet",
     Unit.COUNT,
     "Open support tickets still waiting for a first reply: {value}",
+    direction=Direction.RAISES,
 )
 _MEDIAN_FIRST_RESPONSE = Feature(
     "median_first_response_h_{window}d",
@@ -63,6 +66,7 @@ _MEDIAN_FIRST_RESPONSE = Feature(
     Unit.HOURS,
     "Tickets opened in the last {window} days got a first reply after {value} hours (median)",
     "No ticket opened in the last {window} days has had a reply yet",
+    direction=Direction.RAISES,
 )
 _AVG_RESOLUTION = Feature(
     "avg_resolution_h_{window}d",
@@ -71,6 +75,7 @@ _AVG_RESOLUTION = Feature(
     Unit.HOURS,
     "Tickets resolved in the last {window} days took {value} hours on average",
     "No ticket was resolved in the last {window} days",
+    direction=Direction.RAISES,
 )
 _FIRST_CONTACT = Feature(
     "first_contact_resolution_{window}d",
@@ -87,6 +92,7 @@ _REOPEN = Feature(
     Unit.SHARE,
     "{value} of tickets resolved in the last {window} days were reopened",
     "No resolved ticket in the last {window} days says whether it was reopened",
+    direction=Direction.RAISES,
 )
 _ESCALATION = Feature(
     "escalation_rate_{window}d",
@@ -95,6 +101,7 @@ _ESCALATION = Feature(
     Unit.SHARE,
     "{value} of tickets resolved in the last {window} days were escalated",
     "No resolved ticket in the last {window} days says whether it was escalated",
+    direction=Direction.RAISES,
 )
 _HIGH_PRIORITY = Feature(
     "high_priority_share_{window}d",
@@ -111,6 +118,7 @@ _CSAT = Feature(
     Unit.SCORE,
     "Tickets resolved in the last {window} days were rated {value} out of 5 on average",
     "No rated ticket was resolved in the last {window} days",
+    direction=Direction.LOWERS,
 )
 _OPENED_CHANGE = Feature(
     "tickets_opened_{window}d_vs_prev_{window}d",

@@ -33,6 +33,7 @@ from churn.cli.common import (
     user_errors,
 )
 from churn.cli.features import features_app, show_demo_features
+from churn.cli.training import register as register_model_commands
 from churn.clock import utc_now
 from churn.config import ProductConfig, check_timezone
 from churn.ingest import IngestOptions, IngestSummary, parse_column_map
@@ -50,6 +51,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
+register_model_commands(app)
 
 
 EntityName = Literal["customers", "subscriptions", "events", "tickets", "surveys", "cancellations"]

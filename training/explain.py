@@ -1,0 +1,93 @@
+"""Why a customer's risk is what it is, in the sentences of the feature catalogue.
+
+A driver is one feature's contribution to the model's log-odds for one customer (LightGBM
+``pred_contrib``): positive pushes risk up, negative pulls it down. Features that only describe the
+account (segment, plan) are drivers too, but the sentence says what they are, not what to fix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from training.model import ChurnModel
+
+# Contributions smaller than this (in log-odds) are noise, not a reason worth a rep's time.
+MIN_EFFECT = 0.01
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One reason: the feature, its value, its sentence, and how hard it pushes (log-odds)."""
+
+    feature: str
+    value: object
+    sentence: str
+    effect: float
+
+    @property
+    def raises_risk(self) -> bool:
+        return self.effect > 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "feature": self.feature,
+            "value": self.value,
+            "sentence": self.sentence,
+            "effect": round(self.effect, 4),
+            "direction": "raises risk" if self.raises_risk else "lowers risk",
+        }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A customer's top drivers raising and lowering risk."""
+
+    raising: list[Driver]
+    lowering: list[Driver]
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "raising": [d.as_dict() for d in self.raising],
+            "lowering": [d.as_dict() for d in self.lowering],
+        }
+
+
+def explain(model: ChurnModel, frame: pd.DataFrame, top: int = 3) -> list[Explanation]:
+    """The ``top`` drivers each way for every row of ``frame`` (compute only for rows that need it)."""
+    if frame.empty:
+        return []
+    contributions = model.contributions(frame).drop(columns="baseline")
+    by_name = {f.name: f for f in model.features}
+    explanations = []
+    for position in range(len(frame)):
+        row = contributions.iloc[position]
+        values = frame.iloc[position]
+        ordered = row.sort_values(kind="stable")
+        raising = [
+            _driver(name, values.get(name), row[name], by_name)
+            for name in ordered.index[::-1]
+            if row[name] > MIN_EFFECT
+        ][:top]
+        lowering = [
+            _driver(name, values.get(name), row[name], by_name)
+            for name in ordered.index
+            if row[name] < -MIN_EFFECT
+        ][:top]
+        explanations.append(Explanation(raising, lowering))
+    return explanations
+
+
+def _driver(name: str, value: object, effect: float, by_name: dict) -> Driver:
+    plain = None if value is None or (isinstance(value, float) and math.isnan(value)) else _plain(value)
+    return Driver(feature=name, value=plain, sentence=by_name[name].say(plain), effect=float(effect))
+
+
+def _plain(value: object) -> object:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
