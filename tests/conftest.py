@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,39 @@ def run_cli(env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def demo_history(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 300-customer demo company with a fortnightly snapshot history, in SQLite (built once per worker)."""
+    from tests.training_data import build_demo_history
+
+    folder = tmp_path_factory.mktemp("demo-history")
+    url = f"sqlite:///{folder / 'churn.db'}"
+    build_demo_history(
+        url, folder / "demo-data", customers=300, months=15, step_days=14, first=date(2025, 6, 2)
+    )
+    return url
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(demo_history: str):
+    """The demo history's labelled snapshots, as `churn train` assembles them."""
+    from churn.config import ProductConfig
+    from training.dataset import snapshot_dataset
+
+    config = ProductConfig()
+    engine = make_engine(demo_history)
+    with engine.connect() as connection:
+        dataset = snapshot_dataset(connection, config.features, config.labels)
+    engine.dispose()
+    return dataset
+
+
+@pytest.fixture(scope="session")
+def demo_training(demo_dataset):
+    """A model trained and backtested on the demo history (no MLflow)."""
+    from churn.config import ProductConfig
+    from training.backtest import train
+
+    return train(demo_dataset, ProductConfig())

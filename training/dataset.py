@@ -174,16 +174,17 @@ def table_dataset(
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DatasetError(
-                f"{path}:{row + 2}: column {time_column!r}: {table[time_column].iloc[row]!r} is not a date"
+                f"{path}:{row + 2}: column {time_column!r}: {table[time_column].tolist()[row]!r} is not a date"
             )
         keys["as_of"] = when.dt.date.to_numpy()
     key_columns = ["customer_id", "as_of"] if time_column else ["customer_id"]
     duplicated = keys.duplicated(key_columns, keep=False)
     if id_column and duplicated.any():
         first = keys[duplicated].iloc[0]
+        same = (keys[key_columns] == first[key_columns]).all(axis=1)
         what = f"{id_column!r} {first['customer_id']!r}" + (f" at {first['as_of']}" if time_column else "")
         raise DatasetError(
-            f"{path}: {what} appears {int(duplicated.sum())} times among rows with duplicate keys; each "
+            f"{path}: {what} appears {int(same.sum())} times; each "
             f"{'id and time' if time_column else 'id'} must be one row"
             + ("" if time_column else " (give --time if the table holds several dates per id)")
         )
@@ -242,7 +243,7 @@ def _binary_label(path: Path, values: pd.Series, column: str) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DatasetError(
-            f"{path}:{row + 2}: column {column!r}: {values.iloc[row]!r} is not a binary label "
+            f"{path}:{row + 2}: column {column!r}: {values.tolist()[row]!r} is not a binary label "
             "(expected 0/1, true/false or yes/no)"
         )
     return mapped.astype("int64").reset_index(drop=True)

@@ -120,6 +120,8 @@ def threshold_metrics(predictions: pd.DataFrame, risk_column: str, threshold: fl
 
 
 def _lead_days(ordered: pd.DataFrame) -> np.ndarray:
+    if "churned_at" not in ordered.columns:  # a table without churn dates: no lead time to measure
+        return np.array([])
     churned = ordered[(ordered["churned"] == 1) & ordered["churned_at"].notna()]
     alerted = churned[churned["flagged"]]
     if alerted.empty:
