@@ -18,6 +18,10 @@ from churn.migrate import upgrade_database
 from churn.settings import get_settings, normalise_database_url
 from churn.tables import metadata
 
+# Each xdist worker trains models at the same time: one OpenMP thread per worker keeps LightGBM from
+# oversubscribing the cores (it busy-waits, so two workers x all cores is many times slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 POSTGRES_URL = normalise_database_url(
     os.environ.get("CHURN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 )

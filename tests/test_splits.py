@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 
 import numpy as np
@@ -45,7 +46,7 @@ def test_no_fold_learns_from_a_label_that_reaches_into_its_test_days(config):
         assert as_of[fold.train.stop].max() <= as_of[fold.train.calibrate].min()
         assert not (learned & fold.test).any()
     tested = [as_of[f.test] for f in folds]
-    assert all(a.max() < b.min() for a, b in zip(tested, tested[1:], strict=False))
+    assert all(a.max() < b.min() for a, b in itertools.pairwise(tested))
     assert tested[-1].max() == as_of.max()
 
 

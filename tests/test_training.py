@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from churn.config import ProductConfig
+from tests.training_data import panel_table
 from training.backtest import train, verdict
 from training.dataset import DatasetError, table_dataset
-from tests.training_data import panel_table
 
 
 def _table(tmp_path, table: pd.DataFrame, name: str = "features.csv"):
@@ -21,7 +21,12 @@ def _table(tmp_path, table: pd.DataFrame, name: str = "features.csv"):
 
 
 def _dataset(path, **options):
-    options = {"label": "churned", "id_column": "account", "time_column": "week", "horizon_days": 14} | options
+    options = {
+        "label": "churned",
+        "id_column": "account",
+        "time_column": "week",
+        "horizon_days": 14,
+    } | options
     return table_dataset(path, **options)
 
 
@@ -58,7 +63,9 @@ def test_the_verdict_says_loudly_when_lightgbm_loses():
 
     lines = verdict({"lightgbm": ours, "logistic_regression": better_linear, "rule_score": worse_rule}, True)
 
-    assert lines[0].startswith("WARNING: LightGBM does not beat the logistic regression (pr_auc 0.200 vs 0.250")
+    assert lines[0].startswith(
+        "WARNING: LightGBM does not beat the logistic regression (pr_auc 0.200 vs 0.250"
+    )
     assert lines[1].startswith("LightGBM beats the rule-based health score")
 
 

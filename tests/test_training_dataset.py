@@ -10,8 +10,8 @@ import pytest
 from churn.config import ProductConfig
 from churn.db import make_engine
 from features.labels import observed_until
-from training.dataset import DatasetError, snapshot_dataset
 from tests.training_data import build_demo_history
+from training.dataset import DatasetError, snapshot_dataset
 
 CONFIG = ProductConfig()
 
@@ -47,7 +47,9 @@ def test_only_snapshots_whose_horizon_has_passed_are_trained_on(demo_history, de
 
     assert latest + timedelta(days=90) + grace <= until.date()
     assert demo_dataset.label.isin([0, 1]).all() and 0 < demo_dataset.label.mean() < 0.5
-    assert not {"customer_id", "as_of", "churned", "churned_at", "reason_code"} & set(demo_dataset.frame.columns)
+    assert not {"customer_id", "as_of", "churned", "churned_at", "reason_code"} & set(
+        demo_dataset.frame.columns
+    )
     churned_at = demo_dataset.keys.loc[demo_dataset.label == 1, "churned_at"]
     as_of = pd.to_datetime(demo_dataset.keys.loc[demo_dataset.label == 1, "as_of"]).dt.tz_localize("UTC")
     assert ((churned_at > as_of) & (churned_at <= as_of + pd.Timedelta(days=90))).all()
@@ -65,6 +67,10 @@ def test_no_snapshots_or_no_labels_yet_is_a_clear_error(database_url, tmp_path):
     with pytest.raises(DatasetError, match=r"no feature snapshots yet: build a history first"):
         _dataset(database_url)
 
-    build_demo_history(database_url, tmp_path / "demo", customers=20, months=6, step_days=14, first=date(2026, 5, 4))
-    with pytest.raises(DatasetError, match=r"none of the 2 snapshots \(2026-05-04 to 2026-05-18\) has a label yet"):
+    build_demo_history(
+        database_url, tmp_path / "demo", customers=20, months=6, step_days=14, first=date(2026, 5, 4)
+    )
+    with pytest.raises(
+        DatasetError, match=r"none of the 2 snapshots \(2026-05-04 to 2026-05-18\) has a label yet"
+    ):
         _dataset(database_url)

@@ -174,7 +174,8 @@ def table_dataset(
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DatasetError(
-                f"{path}:{row + 2}: column {time_column!r}: {table[time_column].tolist()[row]!r} is not a date"
+                f"{path}:{row + 2}: column {time_column!r}: "
+                f"{table[time_column].tolist()[row]!r} is not a date"
             )
         keys["as_of"] = when.dt.date.to_numpy()
     key_columns = ["customer_id", "as_of"] if time_column else ["customer_id"]

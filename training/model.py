@@ -8,6 +8,7 @@ and (by default) each feature kept to its known direction of risk.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from churn.config import TrainingConfig
 from features.catalogue import Direction, Feature, Unit
 from training.calibration import Calibrator, fit_calibrator
 
-# A learned direction needs at least this rank correlation with churn on the fit slice; weaker
-# associations are left unconstrained rather than forced one way.
-LEARNED_DIRECTION_MIN_CORRELATION = 0.05
+# A learned direction must be clear in the fit slice: a rank correlation with churn of at least
+# this many standard errors (about 1/sqrt(rows)). Weaker associations are left unconstrained.
+LEARNED_DIRECTION_STANDARD_ERRORS = 2.0
 _SIGNS = {Direction.RAISES: 1, Direction.LOWERS: -1}
 
 
@@ -55,27 +56,65 @@ def default_params(rows: int, positives: int, config: TrainingConfig) -> dict[st
 def monotone_directions(frame: pd.DataFrame, label: pd.Series, features: list[Feature]) -> list[int]:
     """Per column: +1 (more raises risk), -1 (more lowers it) or 0, from the catalogue or the data."""
     by_name = {f.name: f for f in features}
+    learned = _learned_event_signs(
+        frame, label, [f.name for f in features if f.direction is Direction.LEARNED]
+    )
     signs = []
     for name in frame.columns:
         feature = by_name.get(name)
-        direction = feature.direction if feature else Direction.NONE
-        if isinstance(frame[name].dtype, pd.CategoricalDtype) or (feature and feature.unit is Unit.CATEGORY):
+        if (
+            isinstance(frame[name].dtype, pd.CategoricalDtype)
+            or feature is None
+            or feature.unit is Unit.CATEGORY
+        ):
             signs.append(0)
-        elif direction is Direction.LEARNED:
-            signs.append(_learned_sign(frame[name], label))
+        elif feature.direction is Direction.LEARNED:
+            signs.append(learned.get(name, 0))
         else:
-            signs.append(_SIGNS.get(direction, 0))
+            signs.append(_SIGNS.get(feature.direction, 0))
     return signs
 
 
-def _learned_sign(values: pd.Series, label: pd.Series) -> int:
+def _learned_event_signs(frame: pd.DataFrame, label: pd.Series, names: list[str]) -> dict[str, int]:
+    """One direction per event type, for all its features at once.
+
+    An event type is engagement or a warning sign as a whole: its counts in every window and their
+    changes share one sign, and the days since it last happened take the opposite one. The sign is
+    that of its count most clearly tied to churn, if clear enough; otherwise the type stays free.
+    """
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        if match := _EVENT_FEATURE.match(name):
+            groups.setdefault(match["event"] or match["recent"], []).append(name)
+    signs = {}
+    for columns in groups.values():
+        counts = [c for c in columns if not c.startswith("days_since_last_") and "_vs_" not in c]
+        evidence = [_rank_correlation(frame[c], label) for c in counts]
+        strongest = max(evidence, key=lambda pair: abs(pair[0]), default=(0.0, 0))
+        rho, rows = strongest
+        sign = (
+            0
+            if rows == 0 or abs(rho) < LEARNED_DIRECTION_STANDARD_ERRORS / np.sqrt(rows)
+            else int(np.sign(rho))
+        )
+        for column in columns:
+            signs[column] = -sign if column.startswith("days_since_last_") else sign
+    return signs
+
+
+# The names of per-event-type features (see features/engagement.py): {event}_events_{w}d[_vs_prev_{w}d]
+# and days_since_last_{event}.
+_EVENT_FEATURE = re.compile(
+    r"^(?:(?P<event>.+)_events_\d+d(?:_vs_prev_\d+d)?|days_since_last_(?P<recent>.+))$"
+)
+
+
+def _rank_correlation(values: pd.Series, label: pd.Series) -> tuple[float, int]:
     known = values.notna().to_numpy()
     if known.sum() < 30 or values[known].nunique() < 2 or label[known].nunique() < 2:
-        return 0
+        return 0.0, 0
     rho = spearmanr(values[known], label[known]).statistic
-    if not np.isfinite(rho) or abs(rho) < LEARNED_DIRECTION_MIN_CORRELATION:
-        return 0
-    return 1 if rho > 0 else -1
+    return (float(rho), int(known.sum())) if np.isfinite(rho) else (0.0, 0)
 
 
 def fit_booster(
@@ -215,6 +254,8 @@ def fit_churn_model(
     scores = model.scores(frame[window.calibrate])
     model.calibrator = fit_calibrator(scores, label[window.calibrate].to_numpy(), config.calibration)
     model.params = {**params, "num_boost_round": booster.best_iteration or booster.current_iteration()}
+    if monotone is not None:
+        model.params["directions"] = {c: s for c, s in zip(frame.columns, monotone, strict=True) if s}
     return model
 
 

@@ -87,6 +87,8 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
         versions = tracker.search_model_versions(f"name = '{MODEL_NAME}'")
     except MlflowException:
         return []
+    # Version searches leave aliases out, so the champion is looked up once and marked by hand.
+    champion = champion_version(settings)
     rows = []
     for version in sorted(versions, key=lambda v: int(v.version), reverse=True):
         run = tracker.get_run(version.run_id)
@@ -94,7 +96,7 @@ def list_versions(settings: Settings) -> list[dict[str, Any]]:
         rows.append(
             {
                 "version": str(version.version),
-                "aliases": list(version.aliases),
+                "aliases": [CHAMPION] if str(version.version) == champion else [],
                 "run_id": version.run_id,
                 "created": pd.Timestamp(version.creation_timestamp, unit="ms", tz="UTC").isoformat(),
                 "source": params.get("source"),

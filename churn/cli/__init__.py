@@ -34,6 +34,7 @@ from churn.cli.common import (
 )
 from churn.cli.features import features_app, show_demo_features
 from churn.cli.training import register as register_model_commands
+from churn.cli.training import train_demo_model
 from churn.clock import utc_now
 from churn.config import ProductConfig, check_timezone
 from churn.ingest import IngestOptions, IngestSummary, parse_column_map
@@ -272,10 +273,11 @@ def demo(
     months: Annotated[int | None, typer.Option(help="Months of history (default from config: 18).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default from config).")] = None,
 ) -> None:
-    """Run the story on the embedded default: generate the demo company, import it, build its features.
+    """Run the story on the embedded default: generate the demo company, import it, build its
+    features, and train, backtest and promote the first model.
 
-    A second run reuses the generated files, the imported rows (the import is a no-op) and the
-    feature snapshot.
+    A second run reuses the generated files, the imported rows (the import is a no-op), the feature
+    snapshots and the champion model.
     """
     from churn.demo_pipeline import demo_files_match, ingest_demo
     from churn.migrate import upgrade_database
@@ -292,21 +294,26 @@ def demo(
             console.print(f"Reusing the demo company in {out}.")
         else:
             console.print(
-                f"[bold]1/4[/bold] Generating a demo company: {customers:,} customers, {months} months"
+                f"[bold]1/5[/bold] Generating a demo company: {customers:,} customers, {months} months"
             )
             _generate(out, customers=customers, months=months, seed=seed, end=end, file_format="csv")
         engine = create_engine_for(settings)
-        console.print("[bold]2/4[/bold] Creating or upgrading the database")
+        console.print("[bold]2/5[/bold] Creating or upgrading the database")
         upgrade_database(engine)
-        console.print("[bold]3/4[/bold] Importing the demo company")
+        console.print("[bold]3/5[/bold] Importing the demo company")
         options = _ingest_options(config, [], None, dry_run=False)
         with _progress(enabled=True) as track:
             summaries = ingest_demo(engine, out, options=options, now=utc_now(), on_entity=track)
         _print_summaries(summaries, as_json=False)
         console.print(_status_table(engine, entity_status(engine)))
         day = date.fromisoformat(json.loads((out / "demo.json").read_text())["end"])
-        console.print(f"[bold]4/4[/bold] Building the feature snapshot as of {day} (the end of the data)")
+        console.print(f"[bold]4/5[/bold] Building the feature snapshot as of {day} (the end of the data)")
         show_demo_features(engine, day, config)
+        manifest = json.loads((out / "demo.json").read_text())
+        console.print("[bold]5/5[/bold] Training the first model on a fortnightly feature history")
+        train_demo_model(
+            settings, config, engine, start=date.fromisoformat(manifest["window_start"]), end=day
+        )
         console.print(
             "Next: read docs/demo-company.md for what a model should find; `churn features show ID` "
             "for any customer's signals; `churn ingest --help` to load your own data."

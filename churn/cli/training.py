@@ -6,15 +6,28 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import Engine
 
 from churn.cli.common import UserError, console, errors, load_context, open_engine, user_errors
+from churn.clock import utc_now
+from churn.config import ProductConfig
+from churn.settings import Settings
 
 if TYPE_CHECKING:
     from training.backtest import Evaluation
@@ -198,6 +211,45 @@ def report(
             raise UserError("--run: give either --version or --run, not both")
         path = write_run_report(settings, version=version, run_id=run, out=out)
         console.print(f"Report written to {path}", highlight=False)
+
+
+# The demo's training history: a snapshot every two weeks from two weeks into the data.
+DEMO_STEP_DAYS = 14
+
+
+def train_demo_model(
+    settings: Settings, config: ProductConfig, engine: Engine, *, start: date, end: date
+) -> None:
+    """Build the demo's snapshot history and train, backtest and promote its first model (once)."""
+    from features.snapshot import build_snapshots, snapshot_days
+    from training.dataset import DatasetError
+    from training.job import run_training, write_run_report
+    from training.registry import champion_version
+
+    days = snapshot_days(start + timedelta(days=DEMO_STEP_DAYS), end, DEMO_STEP_DAYS)
+    progress = Progress(
+        TextColumn("snapshots"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=errors
+    )
+    with progress:
+        task = progress.add_task("history", total=len(days))
+        build_snapshots(
+            engine, days, config.features, now=utc_now(), on_progress=lambda run: progress.advance(task)
+        )
+    champion = champion_version(settings)
+    if champion is not None:
+        console.print(f"Keeping the champion model, version {champion} (`churn train` retrains).")
+        return
+    try:
+        with _spinner(enabled=True) as say:
+            outcome = run_training(settings, config, promote_if_better=True, on_progress=say)
+    except DatasetError as exc:
+        console.print(Text(f"Not training yet: {exc}"))
+        return
+    print_evaluation(outcome.evaluation)
+    if outcome.promotion:
+        print_promotion(outcome.promotion)
+    path = write_run_report(settings, version=outcome.run.version)
+    console.print(f"Evaluation report: {path}", highlight=False)
 
 
 def print_evaluation(evaluation: Evaluation) -> None:
