@@ -31,3 +31,20 @@ def test_the_feature_catalogue_doc_lists_every_feature():
     documented = set(re.findall(r"^\| `([^`]+)` \|", doc, flags=re.MULTILINE))
 
     assert documented == {f.name for f in catalogue(FeaturesConfig())}
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/training.md"])
+def test_the_config_shown_in_the_docs_is_the_default(doc):
+    import yaml
+
+    from churn.config import ProductConfig
+
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)]
+    defaults = ProductConfig().model_dump()
+
+    for block in blocks:
+        for section, values in block.items():
+            assert values == defaults[section], f"{doc}: section {section!r} differs from the defaults"
+    if doc == "README.md":
+        assert {s for b in blocks for s in b} == set(defaults)
