@@ -56,6 +56,17 @@ def test_a_table_with_signal_is_learned_and_every_baseline_is_measured_beside_it
     assert result.evaluation.dataset["rows"] == 300 * 16
 
 
+def test_tuning_searches_inside_each_training_window_and_keeps_the_backtest_intact(tmp_path):
+    dataset = _dataset(_table(tmp_path, panel_table(customers=150)))
+    config = ProductConfig.model_validate({"training": {"tune_trials": 3}})
+
+    tuned = train(dataset, config, tune=True)
+
+    assert len(tuned.evaluation.folds) == 3
+    assert tuned.evaluation.params["num_leaves"] in (7, 15, 31, 63)
+    assert tuned.evaluation.overall["lightgbm"]["roc_auc"] > 0.6
+
+
 def test_the_verdict_says_loudly_when_lightgbm_loses():
     ours = {"pr_auc": 0.20, "roc_auc": 0.70, "brier": 0.05}
     better_linear = {"pr_auc": 0.25, "roc_auc": 0.72, "brier": 0.05}

@@ -53,10 +53,6 @@ class Dataset:
         return "as_of" in self.keys.columns
 
     @property
-    def categorical(self) -> list[str]:
-        return [c for c in self.frame.columns if isinstance(self.frame[c].dtype, pd.CategoricalDtype)]
-
-    @property
     def days(self) -> list[date]:
         """The distinct as_of days, oldest first (empty without a time column)."""
         return sorted(self.keys["as_of"].unique()) if self.has_time else []
@@ -72,19 +68,6 @@ class Dataset:
         hashed = pd.util.hash_pandas_object(whole, index=False).to_numpy()
         columns = "\x1f".join(map(str, whole.columns)).encode()
         return hashlib.sha256(columns + hashed.tobytes()).hexdigest()
-
-    def subset(self, mask: np.ndarray) -> Dataset:
-        """The rows where ``mask`` is true, as a dataset of their own."""
-        return Dataset(
-            frame=self.frame[mask].reset_index(drop=True),
-            label=self.label[mask].reset_index(drop=True),
-            keys=self.keys[mask].reset_index(drop=True),
-            features=self.features,
-            source=self.source,
-            horizon_days=self.horizon_days,
-            time_column=self.time_column,
-            id_column=self.id_column,
-        )
 
     def summary(self) -> dict[str, object]:
         window = self.window

@@ -30,7 +30,7 @@ _SIGNS = {Direction.RAISES: 1, Direction.LOWERS: -1}
 
 def default_params(rows: int, positives: int, config: TrainingConfig) -> dict[str, Any]:
     """LightGBM parameters scaled to the data: fewer churners, simpler trees and stronger smoothing."""
-    num_leaves = int(np.clip(2 ** np.floor(np.log2(max(positives, 2)) / 1.6), 7, 63))
+    num_leaves = int(np.clip(2 ** np.floor(np.log2(max(positives, 2)) / 1.6) - 1, 7, 63))
     min_leaf = int(np.clip(rows / 400, 20, 1_000))
     return {
         "objective": "binary",

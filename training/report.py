@@ -128,12 +128,15 @@ def _number(value: object) -> float:
 
 
 def format_metric(metric: str, value: object) -> str:
-    """A metric as the report shows it: AUCs to 3 decimals, lifts to 2, rates in percent, "—" if absent."""
+    """A metric as people read it: AUCs to 3 decimals, Brier and log loss to 4, lifts to 2, rates in
+    percent, "—" if absent."""
     number = _number(value)
     if math.isnan(number):
         return "—"
     if metric in PERCENT_METRICS:
         return _percent(number)
+    if metric in ("brier", "log_loss"):
+        return f"{number:.4f}"
     if metric == "top_decile_lift":
         return f"{number:.2f}"
     if metric == "alerts_per_week":

@@ -8,6 +8,7 @@ the promotion gate compares on, the evaluation report, and the model as ``churn-
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,9 @@ class LoggedRun:
 def client(settings: Settings) -> mlflow.MlflowClient:
     """An MLflow client on our store (the embedded mlruns/ unless MLFLOW_TRACKING_URI says otherwise)."""
     configure_mlflow_environment(settings)
+    # MLflow narrates its own bookkeeping (creating tables, validating examples) at INFO; our
+    # commands say what happens in the user's words instead.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     mlflow.set_tracking_uri(settings.resolved_mlflow_tracking_uri)
     return mlflow.MlflowClient(tracking_uri=settings.resolved_mlflow_tracking_uri)
 

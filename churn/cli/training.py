@@ -33,19 +33,6 @@ if TYPE_CHECKING:
     from training.backtest import Evaluation
     from training.registry import Promotion
 
-_SHOWN = (
-    ("roc_auc", "ROC AUC", "{:.3f}"),
-    ("pr_auc", "PR AUC", "{:.3f}"),
-    ("brier", "Brier", "{:.4f}"),
-    ("log_loss", "log loss", "{:.4f}"),
-    ("top_decile_lift", "top-decile lift", "{:.2f}x"),
-    ("calibration_error", "calibration error", "{:.4f}"),
-    ("precision", "precision at threshold", "{:.0%}"),
-    ("recall", "recall at threshold", "{:.0%}"),
-    ("alerts_per_week", "alerts per week", "{:.1f}"),
-    ("median_lead_days", "median lead time", "{:.0f} days"),
-)
-
 
 def register(app: typer.Typer) -> None:
     """Add the model commands to the root CLI."""
@@ -166,6 +153,7 @@ def promote(
 def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False) -> None:
     """List registered model versions, newest first, with their backtest figures and which is champion."""
     from training.registry import list_versions
+    from training.report import format_metric
 
     with user_errors():
         settings, _ = load_context()
@@ -188,8 +176,8 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON for 
                 Text(f"{v['data_from']} to {v['data_to']}" if v["data_from"] else str(v["source"])),
                 f"{v['rows']:,}" if v["rows"] else "",
                 f"{v['horizon_days']} days" if v["horizon_days"] else "",
-                _fmt(v["roc_auc"], "{:.3f}"),
-                _fmt(v["pr_auc"], "{:.3f}"),
+                format_metric("roc_auc", v["roc_auc"]),
+                format_metric("pr_auc", v["pr_auc"]),
                 "beats both" if v["beats_baselines"] else Text("does not beat them", style="bold red"),
             )
         console.print(table)
@@ -201,6 +189,7 @@ def report(
     out: Annotated[
         Path | None, typer.Option(help="Where to write the HTML (default: reports/ in CHURN_HOME).")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report's path as JSON.")] = False,
 ) -> None:
     """Write a self-contained HTML evaluation report (plots and tables) for people who do not open MLflow."""
     from training.job import write_run_report
@@ -210,7 +199,10 @@ def report(
         if version and run:
             raise UserError("--run: give either --version or --run, not both")
         path = write_run_report(settings, version=version, run_id=run, out=out)
-        console.print(f"Report written to {path}", highlight=False)
+        if as_json:
+            _json({"report": str(path)})
+        else:
+            console.print(f"Report written to {path}", highlight=False)
 
 
 # The demo's training history: a snapshot every two weeks from two weeks into the data.
@@ -255,6 +247,8 @@ def train_demo_model(
 def print_evaluation(evaluation: Evaluation) -> None:
     """The backtest figures side by side, and the verdict in words."""
     from training.baselines import MODEL_LABELS
+    from training.metrics import METRIC_LABELS, SCORE_METRICS, THRESHOLD_METRICS
+    from training.report import format_metric
 
     data = evaluation.dataset
     console.print(
@@ -268,8 +262,9 @@ def print_evaluation(evaluation: Evaluation) -> None:
     table.add_column("metric")
     for model in evaluation.models:
         table.add_column(MODEL_LABELS[model], justify="right")
-    for key, name, pattern in _SHOWN:
-        table.add_row(name, *(_fmt(evaluation.overall[m].get(key), pattern) for m in evaluation.models))
+    for key in (*SCORE_METRICS, *THRESHOLD_METRICS):
+        values = (format_metric(key, evaluation.overall[m].get(key)) for m in evaluation.models)
+        table.add_row(METRIC_LABELS[key], *values)
     console.print(table)
     for line in evaluation.verdict:
         style = "bold red" if line.startswith("WARNING") else "green"
@@ -289,10 +284,6 @@ def print_promotion(decision: Promotion) -> None:
             f"champion (v{decision.previous}) {comparison.champion:.4f}",
             highlight=False,
         )
-
-
-def _fmt(value: float | None, pattern: str) -> str:
-    return "—" if value is None else pattern.format(value)
 
 
 def _json(payload: Any) -> None:
