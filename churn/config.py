@@ -139,6 +139,12 @@ class TrainingConfig(_Section):
     learning_rate: float = Field(default=0.05, gt=0.0, le=1.0)
     max_rounds: int = Field(default=2_000, ge=10, description="Upper bound on boosting rounds.")
     early_stopping_rounds: int = Field(default=100, ge=5)
+    threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="CPU threads LightGBM uses; 0 = all cores. Lower it on a machine other jobs share.",
+    )
     tune_trials: int = Field(
         default=12, ge=2, le=200, description="Parameter sets `churn train --tune` tries."
     )

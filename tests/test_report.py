@@ -163,7 +163,7 @@ def test_the_metrics_table_names_every_model_and_formats_its_figures(page: str) 
         assert MODEL_LABELS[model] in page
     assert "<strong>0.723</strong>" in page  # LightGBM's ROC AUC, 3 decimals, best of its row
     assert "<strong>0.431</strong>" in page  # the rule's PR AUC beats LightGBM's
-    assert "<strong>0.101</strong>" in page  # lower Brier is better
+    assert "<strong>0.1010</strong>" in page  # lower Brier is better
     assert "2.80" in page  # lift, 2 decimals
     assert "34.0%" in page and "52.0%" in page  # precision and recall as percentages
     assert "—" in page  # the rule's missing lift
