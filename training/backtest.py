@@ -93,7 +93,7 @@ def train(
     models = [LIGHTGBM, LOGISTIC, *([RULE] if use_rule else [])]
     predictions, fold_rows = [], []
     for fold in folds:
-        say(fold.describe())
+        say(f"backtest fold {fold.number} of {len(folds)}: {fold.describe()}")
         scored = _run_fold(dataset, fold, config, tune=tune, use_rule=use_rule)
         predictions.append(scored)
         fold_rows.append(_fold_summary(fold, dataset, scored, models, config.alerts.threshold))

@@ -13,7 +13,7 @@ from churn.clock import utc_now
 from churn.config import ProductConfig
 from churn.db import engine_for
 from churn.settings import Settings
-from training.backtest import Evaluation, Progress, TrainingResult, train
+from training.backtest import Evaluation, Progress, train
 from training.dataset import Dataset, snapshot_dataset, table_dataset
 from training.plots import evaluation_figures, figure_png
 from training.registry import Promotion, promote, run_of
@@ -87,7 +87,12 @@ def run_training(
         name: figure_png(figure)
         for name, figure in evaluation_figures(result.evaluation, result.predictions).items()
     }
-    html = _report(result, title="Churn-risk model: evaluation (new run)", details={"trained at": _now()})
+    html = render_report(
+        result.evaluation,
+        result.predictions,
+        title="Churn-risk model: evaluation (new run)",
+        details={"trained at": _now()},
+    )
     run = log_training_run(settings, result, dataset, config, report_html=html, figures=figures, tuned=tune)
     promotion = promote(settings, run.version, config.promotion) if promote_if_better else None
     return TrainingOutcome(evaluation=result.evaluation, run=run, promotion=promotion)
@@ -107,10 +112,6 @@ def write_run_report(
         evaluation, predictions, title=f"Churn-risk model {name}: evaluation", details=details
     )
     return write_report(out or settings.home / "reports" / f"{name}.html", html)
-
-
-def _report(result: TrainingResult, *, title: str, details: dict[str, str]) -> str:
-    return render_report(result.evaluation, result.predictions, title=title, details=details)
 
 
 def _now() -> str:

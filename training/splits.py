@@ -41,12 +41,10 @@ class Fold:
     train_to: date | None = None
 
     def describe(self) -> str:
+        """What the fold trains and tests on, in words."""
         if self.test_from is None:
-            return f"fold {self.number}: cross-validation part {self.number}"
-        return (
-            f"fold {self.number}: trained on days to {self.train_to}, "
-            f"tested {self.test_from} to {self.test_to}"
-        )
+            return f"cross-validation part {self.number}"
+        return f"trained on days to {self.train_to}, tested {self.test_from} to {self.test_to}"
 
 
 def backtest_folds(dataset: Dataset, config: TrainingConfig) -> list[Fold]:
