@@ -52,7 +52,7 @@ def test_train_promote_refuse_roll_back_and_report(run_cli, tables, tmp_path):
     )
     assert listed.exit_code == 0 and "PR AUC" in listed.output
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert report.exit_code == 0 and "model-v1" in html
+    assert report.exit_code == 0 and "Churn-risk model version 1: evaluation" in html
     assert html.count("data:image/png;base64,") >= 5
 
 

@@ -107,10 +107,9 @@ def write_run_report(
     evaluation = read_evaluation(settings, run_id)
     predictions = read_predictions(settings, run_id)
     name = f"model-v{version}" if version else f"run-{run_id[:8]}"
+    what = f"model version {version}" if version else f"run {run_id[:8]}"
     details = {"model version": version or "not registered", "MLflow run": run_id, "written at": _now()}
-    html = render_report(
-        evaluation, predictions, title=f"Churn-risk model {name}: evaluation", details=details
-    )
+    html = render_report(evaluation, predictions, title=f"Churn-risk {what}: evaluation", details=details)
     return write_report(out or settings.home / "reports" / f"{name}.html", html)
 
 

@@ -139,19 +139,23 @@ def _precision_recall(ax: Axes, models: list[str], predictions: pd.DataFrame) ->
 
 
 def _calibration(ax: Axes, models: list[str], predictions: pd.DataFrame) -> None:
+    highest = 0.0
     for index, model, label, risk in _columns(models, predictions):
         if not len(label):
             _skipped(ax, index, model, "no predictions")
             continue
         points = reliability(label, risk)
+        highest = max(highest, float(points[["predicted", "observed"]].to_numpy().max()))
         ax.plot(points["predicted"], points["observed"], marker="o", color=f"C{index}", label=_label(model))
-    ax.plot([0, 1], [0, 1], **GUIDE, label="Perfectly calibrated")
+    # Churn risks are mostly small: zoom to where the points are rather than the whole 0-100% square.
+    top = min(1.0, max(0.05, highest * 1.15))
+    ax.plot([0, top], [0, top], **GUIDE, label="Perfectly calibrated")
     ax.set(
         title="Does a 30% risk mean 30% churn? (ten equal-size groups)",
         xlabel="Predicted churn risk",
         ylabel="Share who actually churned",
-        xlim=(0, 1),
-        ylim=(0, 1.01),
+        xlim=(0, top),
+        ylim=(0, top),
     )
     ax.legend(loc="upper left", fontsize="small")
 
