@@ -21,20 +21,21 @@ def _dataset(days: int, *, horizon_days: int = 28, with_time: bool = True, custo
         {
             "customer_id": np.repeat([f"C{i}" for i in range(customers)], days),
             "as_of": as_of * customers,
+            "trainable": True,
         }
     )
     if not with_time:
-        keys = keys[["customer_id"]].assign(customer_id=[f"R{i}" for i in range(len(keys))])
+        keys = keys[["customer_id", "trainable"]].assign(customer_id=[f"R{i}" for i in range(len(keys))])
     label = pd.Series((rng.random(len(keys)) < 0.2).astype("int64"))
     frame = pd.DataFrame({"x": rng.normal(size=len(keys))})
-    return Dataset(frame, label, keys, [], "test", horizon_days, "as_of" if with_time else None)
+    return Dataset(frame, label, keys, [], "test", horizon_days, "as_of" if with_time else None, grace_days=7)
 
 
 @pytest.mark.parametrize("config", [TrainingConfig(), TrainingConfig(folds=5, holdout_share=0.3)])
 def test_no_fold_learns_from_a_label_that_reaches_into_its_test_days(config):
     dataset = _dataset(40)
     as_of = pd.to_datetime(dataset.keys["as_of"])
-    horizon = pd.Timedelta(days=dataset.horizon_days)
+    horizon = pd.Timedelta(days=dataset.horizon_days + dataset.grace_days)  # the grace proves an end
 
     folds = backtest_folds(dataset, config)
 
@@ -50,13 +51,37 @@ def test_no_fold_learns_from_a_label_that_reaches_into_its_test_days(config):
     assert tested[-1].max() == as_of.max()
 
 
+def test_trees_learn_only_from_labels_that_closed_before_the_held_out_days():
+    dataset = _dataset(40)
+    as_of = pd.to_datetime(dataset.keys["as_of"])
+    reach = pd.Timedelta(days=dataset.horizon_days + dataset.grace_days)
+
+    for fold in backtest_folds(dataset, TrainingConfig()):
+        window = fold.train
+        assert (as_of[window.fit] + reach).max() <= as_of[window.stop | window.calibrate].min()
+
+
+def test_rows_the_label_policy_leaves_out_are_tested_but_never_learned_from():
+    dataset = _dataset(40)
+    dataset.keys.loc[dataset.keys["customer_id"] == "C3", "trainable"] = False
+    left_out = (dataset.keys["customer_id"] == "C3").to_numpy()
+
+    folds = backtest_folds(dataset, TrainingConfig())
+
+    for fold in folds:
+        assert not (left_out & (fold.train.fit | fold.train.stop | fold.train.calibrate)).any()
+    assert any((left_out & fold.test).any() for fold in folds)
+    window = final_window(dataset, TrainingConfig())
+    assert not (left_out & (window.fit | window.stop | window.calibrate)).any()
+
+
 def test_the_served_model_holds_out_the_latest_days():
     dataset = _dataset(20)
     as_of = pd.to_datetime(dataset.keys["as_of"])
 
     window = final_window(dataset, TrainingConfig())
 
-    assert (window.fit | window.stop | window.calibrate).all()
+    assert as_of[window.fit].min() == as_of.min()
     assert as_of[window.calibrate].max() == as_of.max()
     assert as_of[window.fit].max() < as_of[window.stop].min()
 

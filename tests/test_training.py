@@ -101,6 +101,14 @@ def test_without_a_time_column_it_cross_validates_and_says_the_rule_score_needs_
         (lambda t: t, {"time_column": None}, r"'account' 'A0000' appears 16 times"),
         (lambda t: t.assign(week="soon"), {}, r"features.csv:2: column 'week': 'soon' is not a date"),
         (lambda t: t[["account", "week", "churned"]], {}, r"no feature columns besides the label"),
+        (lambda t: t.assign(churned_at="2025-03-01"), {}, r"column 'churned_at' records the outcome"),
+        (
+            lambda t: t.assign(name=[f"Co {i}" for i in range(len(t))]),
+            {},
+            r"column 'name' has 4,800 different",
+        ),
+        (lambda t: t.assign(week=202501), {}, r"--time 'week': holds numbers \(202501, ...\)"),
+        (lambda t: t.rename(columns={"noise": "mrr [usd]"}), {}, r"column 'mrr \[usd\]': names may not"),
     ],
 )
 def test_a_bad_table_is_refused_with_a_line_that_names_the_problem(tmp_path, change, options, message):

@@ -37,6 +37,8 @@ def test_train_promote_refuse_roll_back_and_report(run_cli, tables, tmp_path):
     refused = run_cli("promote", third["version"])
     still = json.loads(run_cli("models", "--json").stdout)
     rollback = run_cli("promote", first["version"], "--force")
+    other_horizon = _train(run_cli, good, "--horizon-days", "21")
+    not_comparable = run_cli("promote", other_horizon["version"])
     listed = run_cli("models")
     report = run_cli("report", "--out", tmp_path / "report.html")
 
@@ -50,6 +52,8 @@ def test_train_promote_refuse_roll_back_and_report(run_cli, tables, tmp_path):
     assert (
         rollback.exit_code == 0 and "Version 1 is now the champion: forced over version 2" in rollback.output
     )
+    assert not_comparable.exit_code == 2
+    assert "label horizon (21) differs from champion version 1's (14)" in not_comparable.output
     assert listed.exit_code == 0 and "PR AUC" in listed.output
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert report.exit_code == 0 and "Churn-risk model version 1: evaluation" in html

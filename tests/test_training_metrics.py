@@ -20,6 +20,14 @@ def test_a_perfect_ranking_lifts_the_top_decile_by_one_over_the_churn_rate():
     assert top_decile_lift(label, risk[::-1]) == pytest.approx(0.0)
 
 
+def test_customers_tied_at_the_top_decile_count_in_proportion_not_by_row_order():
+    label = np.array([1, 0] * 10)  # 20 customers, 10 churned
+    risk = np.full(20, 0.5)
+
+    assert top_decile_lift(label, risk) == pytest.approx(1.0)
+    assert top_decile_lift(label[::-1], risk) == pytest.approx(1.0)
+
+
 def test_calibration_error_is_the_gap_between_said_and_seen():
     # Ten groups of ten customers: the group told "k0%" has exactly k churners.
     risk = np.repeat(np.arange(10) / 10, 10)
@@ -44,7 +52,7 @@ def test_alerts_count_upward_crossings_and_lead_time_runs_from_the_first_alert_t
         {
             "customer_id": ["A"] * 4 + ["B"] * 4,
             "as_of": days * 2,
-            # A crosses in week 2 and stays above; B crosses twice.
+            # A crosses in week 2 and stays above; B starts above (alerted before), then crosses again.
             "risk": [0.1, 0.6, 0.7, 0.8, 0.6, 0.1, 0.6, 0.2],
             "churned": [1, 1, 1, 1, 0, 0, 0, 0],
             "churned_at": [churn_at] * 4 + [pd.NaT] * 4,
@@ -53,7 +61,7 @@ def test_alerts_count_upward_crossings_and_lead_time_runs_from_the_first_alert_t
 
     figures = threshold_metrics(rows, "risk", 0.5)
 
-    assert figures["alerts_per_week"] == pytest.approx(3 / 4)
+    assert figures["alerts_per_week"] == pytest.approx(2 / 3)  # two crossings in three weeks
     assert figures["median_lead_days"] == pytest.approx(23.0)  # first alert on day 7, churn on day 30
     assert figures["precision"] == pytest.approx(3 / 5)
     assert figures["recall"] == pytest.approx(3 / 4)

@@ -28,9 +28,9 @@ from training.baselines import (
     rule_scores,
 )
 from training.calibration import fit_calibrator
-from training.dataset import Dataset
+from training.dataset import Dataset, DatasetError
 from training.metrics import THRESHOLD_METRICS, better, plain, score_metrics, threshold_metrics
-from training.model import ChurnModel, default_params, fit_booster, fit_churn_model
+from training.model import ChurnModel, default_params, fit_booster, fit_churn_model, monotone_directions
 from training.splits import Fold, Window, backtest_folds, final_window
 
 # LightGBM "beats" a baseline when it ranks better and its probabilities are no worse.
@@ -101,6 +101,7 @@ def train(
     overall = {m: _metrics(pooled, m, config.alerts.threshold) for m in models}
     say("fitting the model to serve on every labelled row")
     window = final_window(dataset, config.training)
+    check_window(dataset, window, "the model to serve")
     params = _params_for(dataset, window, config, tune=tune)
     model = fit_churn_model(
         dataset.frame, dataset.label, dataset.features, window, params, config.training, dataset.horizon_days
@@ -123,6 +124,7 @@ def _run_fold(
     dataset: Dataset, fold: Fold, config: ProductConfig, *, tune: bool, use_rule: bool
 ) -> pd.DataFrame:
     frame, label, window = dataset.frame, dataset.label, fold.train
+    check_window(dataset, window, f"backtest fold {fold.number} ({fold.describe()})")
     params = _params_for(dataset, window, config, tune=tune)
     model = fit_churn_model(
         frame, label, dataset.features, window, params, config.training, dataset.horizon_days
@@ -133,8 +135,8 @@ def _run_fold(
     scored["churned"] = label[fold.test].to_numpy()
     scored[LIGHTGBM] = model.predict_risk(test_x)
 
-    train_rows = window.fit | window.stop
-    logistic = fit_logistic(frame[train_rows], label[train_rows], config.training.seed)
+    # The same rows the trees grow on, so its calibration slice is as unseen as theirs.
+    logistic = fit_logistic(frame[window.fit], label[window.fit], config.training.seed)
     to_risk = fit_calibrator(
         logistic_scores(logistic, frame[window.calibrate]),
         label[window.calibrate],
@@ -145,6 +147,18 @@ def _run_fold(
         to_risk = fit_calibrator(rule_scores(frame[window.calibrate]), label[window.calibrate], "sigmoid")
         scored[RULE] = to_risk(rule_scores(test_x))
     return scored
+
+
+def check_window(dataset: Dataset, window: Window, what: str) -> None:
+    """Refuse a training window a model cannot learn or be calibrated from, saying which one."""
+    for part, rows in (("training", window.fit), ("calibration", window.calibrate)):
+        churned = int(dataset.label[rows].sum())
+        if churned == 0 or churned == int(rows.sum()):
+            only = "no customer churned" if churned == 0 else "every customer churned"
+            raise DatasetError(
+                f"{what}: in its {part} days {only}, so it cannot learn who churns; build a longer "
+                "history or use fewer folds (training.folds)"
+            )
 
 
 def _params_for(dataset: Dataset, window: Window, config: ProductConfig, *, tune: bool) -> dict[str, Any]:
@@ -171,6 +185,12 @@ def tune_params(
         )
     ]
     frame, label = dataset.frame, dataset.label
+    # Judged with the same direction constraints the chosen parameters will be fitted under.
+    monotone = (
+        monotone_directions(frame[window.fit], label[window.fit], dataset.features)
+        if config.training.monotone
+        else None
+    )
     best, best_loss = base, math.inf
     for params in trials:
         booster = fit_booster(
@@ -180,6 +200,7 @@ def tune_params(
             label[window.stop],
             params,
             config.training,
+            monotone=monotone,
         )
         loss = booster.best_score["stop"]["binary_logloss"]
         if loss < best_loss:

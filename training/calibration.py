@@ -67,6 +67,10 @@ def fit_calibrator(scores: np.ndarray, label: np.ndarray, method: str = "auto") 
             "isotonic", x=tuple(iso.X_thresholds_.tolist()), y=tuple(iso.y_thresholds_.tolist())
         )
     platt = LogisticRegression(C=1e4, max_iter=1000).fit(scores.reshape(-1, 1), label)
-    # Rising only: a slope the slice pulls below zero would flip the model's ranking; keep it flat instead.
-    slope = max(float(platt.coef_[0, 0]), 0.0)
+    slope = float(platt.coef_[0, 0])
+    if slope <= 0:
+        # Rising only: a slope the slice pulls to zero or below would flip the model's ranking. Say
+        # the slice's churn rate to everyone instead.
+        rate = label.mean()
+        return Calibrator("sigmoid", a=0.0, b=float(np.log(rate / (1 - rate))))
     return Calibrator("sigmoid", a=slope, b=float(platt.intercept_[0]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from churn.config import FeaturesConfig, LabelsConfig
 from churn.errors import UserFacingError
 from features.catalogue import Feature, Unit
-from features.labels import LABELLED, label_snapshots
+from features.labels import EXCLUDED, LABELLED, label_snapshots
 from features.snapshot import built_days_in, describe, load_snapshots
 
 # Columns of a snapshot frame that describe the row or its future, never model inputs.
@@ -34,9 +34,11 @@ class DatasetError(UserFacingError):
 class Dataset:
     """Observations to train and evaluate on.
 
-    ``keys`` has ``customer_id`` and, when the data has a time, ``as_of`` (a date) and ``churned_at``
-    (when a churned row's customer left; NaT otherwise or unknown). ``frame`` holds only model
-    inputs: numbers as float64 and text as ``category``.
+    ``keys`` has ``customer_id``, ``trainable`` (false for rows the label policy leaves out of
+    training: they are still scored in the backtest, as customers who did not churn, because
+    production scores them too) and, when the data has a time, ``as_of`` (a date) and
+    ``churned_at`` (when a churned row's customer left; NaT otherwise or unknown). ``frame`` holds
+    only model inputs: numbers as float64 and text as ``category``.
     """
 
     frame: pd.DataFrame
@@ -47,6 +49,16 @@ class Dataset:
     horizon_days: int
     time_column: str | None = "as_of"
     id_column: str = "customer_id"
+    grace_days: int = 0
+
+    @property
+    def label_reach(self) -> timedelta:
+        """How far past its as_of a row's label looks: the horizon, plus the grace that proves an end."""
+        return timedelta(days=self.horizon_days + self.grace_days)
+
+    @property
+    def trainable(self) -> np.ndarray:
+        return self.keys["trainable"].to_numpy(dtype=bool)
 
     @property
     def has_time(self) -> bool:
@@ -76,6 +88,7 @@ class Dataset:
             "rows": len(self.frame),
             "customers": int(self.keys["customer_id"].nunique()),
             "churned": int(self.label.sum()),
+            "left_out_of_training": int((~self.trainable).sum()),
             "churn_rate": float(self.label.mean()) if len(self.label) else None,
             "features": len(self.frame.columns),
             "days": len(self.days),
@@ -104,13 +117,15 @@ def snapshot_dataset(
     labels = label_snapshots(
         connection, snapshots[["customer_id", "as_of"]], labels_config, horizon_days=horizon
     )
-    labelled = (labels["label_status"] == LABELLED).to_numpy()
+    status = labels["label_status"].to_numpy()
+    labelled = status == LABELLED
     if not labelled.any():
         raise DatasetError(
             f"none of the {len(days)} snapshots ({days[0]} to {days[-1]}) has a label yet: a snapshot is "
             f"labelled once its {horizon}-day horizon has passed; build snapshots from further back"
         )
-    snapshots, labels = snapshots[labelled].reset_index(drop=True), labels[labelled].reset_index(drop=True)
+    known = labelled | (status == EXCLUDED)
+    snapshots, labels = snapshots[known].reset_index(drop=True), labels[known].reset_index(drop=True)
     names = [c for c in snapshots.columns if c not in _NOT_FEATURES]
     described = describe(names, features_config)
     frame = _model_inputs(snapshots[names], {f.name for f in described if f.unit is Unit.CATEGORY})
@@ -119,15 +134,21 @@ def snapshot_dataset(
             "customer_id": snapshots["customer_id"].astype(str),
             "as_of": snapshots["as_of"],
             "churned_at": pd.to_datetime(labels["churned_at"], utc=True),
+            "trainable": (labels["label_status"] == LABELLED).to_numpy(),
         }
     )
+    # A churn the policy leaves out (a failed payment) is not the churn this model predicts: for
+    # evaluation such a customer did not churn.
+    churned = labels["churned"].fillna(0).astype("int64")
+    keys.loc[~keys["trainable"], "churned_at"] = pd.NaT
     dataset = Dataset(
         frame=frame,
-        label=labels["churned"].astype("int64"),
+        label=churned,
         keys=keys,
         features=described,
         source="snapshots",
         horizon_days=horizon,
+        grace_days=labels_config.grace_days,
     )
     check_trainable(dataset)
     return dataset
@@ -150,8 +171,13 @@ def table_dataset(
             )
     y = _binary_label(path, table[label], label)
     ids = table[id_column].astype(str) if id_column else pd.Series(np.arange(len(table)).astype(str))
-    keys = pd.DataFrame({"customer_id": ids.to_numpy()})
+    keys = pd.DataFrame({"customer_id": ids.to_numpy(), "trainable": True})
     if time_column:
+        if pd.api.types.is_numeric_dtype(table[time_column]):
+            raise DatasetError(
+                f"{path}: --time {time_column!r}: holds numbers ({table[time_column].tolist()[0]!r}, ...); "
+                "write the dates as YYYY-MM-DD"
+            )
         when = pd.to_datetime(table[time_column], utc=True, errors="coerce", format="mixed")
         bad = when.isna()
         if bad.any():
@@ -175,6 +201,7 @@ def table_dataset(
     inputs = table.drop(columns=[c for c in (label, id_column, time_column) if c])
     if inputs.empty or not len(inputs.columns):
         raise DatasetError(f"{path}: no feature columns besides the label, id and time")
+    _check_inputs(path, inputs)
     text_columns = {c for c in inputs.columns if not pd.api.types.is_numeric_dtype(inputs[c])}
     frame = _model_inputs(inputs, text_columns)
     dataset = Dataset(
@@ -191,6 +218,40 @@ def table_dataset(
     )
     check_trainable(dataset)
     return dataset
+
+
+# Columns that record the outcome rather than anything known before it: a model given them would
+# score perfectly in the backtest and uselessly in production.
+OUTCOME_COLUMNS = {
+    "churned_at",
+    "churn_date",
+    "label_status",
+    "reason_code",
+    "reason_text",
+    "cancellation_id",
+}
+# Characters LightGBM refuses in a feature name (it stores the names in JSON).
+_NAME_CHARACTERS = set('[]{}",:')
+
+
+def _check_inputs(path: Path, inputs: pd.DataFrame) -> None:
+    """Refuse columns that would leak the outcome, identify rows, or that LightGBM cannot name."""
+    for name in inputs.columns:
+        text = str(name)
+        if text.lower() in OUTCOME_COLUMNS:
+            raise DatasetError(
+                f"{path}: column {text!r} records the outcome, not something known before it: drop it"
+            )
+        if _NAME_CHARACTERS & set(text):
+            raise DatasetError(f'{path}: column {text!r}: names may not contain any of [ ] {{ }} " , :')
+        values = inputs[name]
+        if not pd.api.types.is_numeric_dtype(values) and len(values) >= 20:
+            distinct = values.nunique()
+            if distinct > 0.5 * len(values):
+                raise DatasetError(
+                    f"{path}: column {text!r} has {distinct:,} different values in {len(values):,} rows, "
+                    "like an identifier: give it as --id, or drop it"
+                )
 
 
 def check_trainable(dataset: Dataset) -> None:

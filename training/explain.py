@@ -7,7 +7,6 @@ account (segment, plan) are drivers too, but the sentence says what they are, no
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -81,7 +80,7 @@ def explain(model: ChurnModel, frame: pd.DataFrame, top: int = 3) -> list[Explan
 
 
 def _driver(name: str, value: object, effect: float, by_name: dict) -> Driver:
-    plain = None if value is None or (isinstance(value, float) and math.isnan(value)) else _plain(value)
+    plain = None if value is None or pd.isna(value) else _plain(value)
     return Driver(feature=name, value=plain, sentence=by_name[name].say(plain), effect=float(effect))
 
 

@@ -56,8 +56,11 @@ def top_decile_lift(label: np.ndarray, risk: np.ndarray) -> float:
     if not len(label) or label.mean() == 0:
         return math.nan
     top = max(1, math.ceil(len(label) * 0.1))
-    riskiest = np.argsort(-risk, kind="stable")[:top]
-    return float(label[riskiest].mean() / label.mean())
+    cutoff = np.sort(risk)[::-1][top - 1]
+    # Rows tied at the cutoff (calibration makes steps) count in proportion, not by row order.
+    above, tied = risk > cutoff, risk == cutoff
+    churned = label[above].sum() + label[tied].mean() * (top - above.sum())
+    return float(churned / top / label.mean())
 
 
 def calibration_error(label: np.ndarray, risk: np.ndarray, bins: int = 10) -> float:
@@ -103,32 +106,35 @@ def threshold_metrics(predictions: pd.DataFrame, risk_column: str, threshold: fl
         "median_lead_days": math.nan,
         "churners_alerted": math.nan,
     }
-    if "as_of" not in predictions.columns:
+    if "as_of" not in predictions.columns or predictions.empty:
         return out
     ordered = predictions.assign(flagged=flagged).sort_values(["customer_id", "as_of"], kind="stable")
     previous = ordered.groupby("customer_id", sort=False)["flagged"].shift(1, fill_value=False)
-    crossings = ordered["flagged"] & ~previous.astype(bool)
+    # On the first day nobody's previous risk is known: whoever is already above the threshold then
+    # was alerted before the window, not in it. A customer first seen later is new, and counts.
+    first_day = ordered["as_of"] == ordered["as_of"].min()
+    crossings = ordered["flagged"] & ~previous.astype(bool) & ~first_day
     days = pd.to_datetime(pd.Series(ordered["as_of"].unique())).sort_values()
-    step = days.diff().median() if len(days) > 1 else pd.Timedelta(days=7)
-    weeks = ((days.iloc[-1] - days.iloc[0]) + step) / pd.Timedelta(days=7)
+    weeks = (days.iloc[-1] - days.iloc[0]) / pd.Timedelta(days=7)
     out["alerts_per_week"] = float(crossings.sum() / weeks) if weeks > 0 else math.nan
-    leads = _lead_days(ordered)
-    churners = ordered.loc[ordered["churned"] == 1, "customer_id"].nunique()
+    leads, churns = _lead_days(ordered)
     out["median_lead_days"] = float(np.median(leads)) if len(leads) else math.nan
-    out["churners_alerted"] = float(len(leads) / churners) if churners else math.nan
+    out["churners_alerted"] = float(len(leads) / churns) if churns else math.nan
     return out
 
 
-def _lead_days(ordered: pd.DataFrame) -> np.ndarray:
+def _lead_days(ordered: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Days from each alerted churn's first alert to the churn, and how many churns there were."""
     if "churned_at" not in ordered.columns:  # a table without churn dates: no lead time to measure
-        return np.array([])
+        return np.array([]), 0
     churned = ordered[(ordered["churned"] == 1) & ordered["churned_at"].notna()]
+    churns = len(churned.drop_duplicates(["customer_id", "churned_at"]))
     alerted = churned[churned["flagged"]]
     if alerted.empty:
-        return np.array([])
+        return np.array([]), churns
     first = alerted.groupby(["customer_id", "churned_at"], sort=False)["as_of"].min().reset_index()
     start = pd.to_datetime(first["as_of"]).dt.tz_localize("UTC")
-    return ((first["churned_at"] - start) / pd.Timedelta(days=1)).to_numpy(dtype="float64")
+    return ((first["churned_at"] - start) / pd.Timedelta(days=1)).to_numpy(dtype="float64"), churns
 
 
 def better(metric: str, challenger: float, champion: float, tolerance: float) -> bool:

@@ -126,6 +126,7 @@ def promote(settings: Settings, version: str, config: PromotionConfig, *, force:
         _move_alias(tracker, str(challenger.version), previous)
         return Promotion(str(challenger.version), previous, True, reason)
     champion = _version(tracker, previous)
+    _check_comparable(tracker, challenger.run_id, champion.run_id, previous)
     comparison = compare(settings, challenger.run_id, champion.run_id, config)
     if better(config.metric, comparison.challenger, comparison.champion, config.tolerance):
         _move_alias(tracker, str(challenger.version), previous)
@@ -141,6 +142,24 @@ def promote(settings: Settings, version: str, config: PromotionConfig, *, force:
         f"{comparison.champion:.4f}, tolerance {config.tolerance}); to roll back anyway, add --force",
         comparison,
     )
+
+
+def _check_comparable(
+    tracker: mlflow.MlflowClient, challenger_run: str, champion_run: str, champion: str
+) -> None:
+    """Two runs are judged on the same rows only if their labels and keys mean the same thing."""
+    ours, theirs = tracker.get_run(challenger_run).data.params, tracker.get_run(champion_run).data.params
+    for name, what in (("horizon_days", "label horizon"), ("time_column", "time column")):
+        if ours.get(name) != theirs.get(name):
+            raise RegistryError(
+                f"the challenger's {what} ({ours.get(name)}) differs from champion version {champion}'s "
+                f"({theirs.get(name)}), so their backtests are not comparable; add --force to promote anyway"
+            )
+    if "row" in (ours.get("id_column"), theirs.get("id_column")):
+        raise RegistryError(
+            "a table trained without --id has no customer ids to line the two backtests up by; "
+            "add --force to promote anyway"
+        )
 
 
 def compare(
@@ -200,7 +219,7 @@ def run_of(settings: Settings, version: str | None) -> tuple[str, str | None]:
 
 
 def _version(tracker: mlflow.MlflowClient, version: str) -> Any:
-    if not str(version).isdigit():
+    if not (str(version).isascii() and str(version).isdigit()):
         raise RegistryError(f"model version {version!r}: expected a number, as `churn models` lists them")
     try:
         return tracker.get_model_version(MODEL_NAME, str(int(version)))

@@ -9,6 +9,7 @@ held out for early stopping and calibration, so both are fitted on data later th
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -52,14 +53,14 @@ def backtest_folds(dataset: Dataset, config: TrainingConfig) -> list[Fold]:
     if not dataset.has_time:
         return _cross_validation(dataset, config)
     days = dataset.days
-    horizon = timedelta(days=dataset.horizon_days)
+    reach = dataset.label_reach
     as_of = dataset.keys["as_of"].to_numpy()
-    size = _block_size(days, horizon, config)
+    size = _block_size(days, reach, dataset.horizon_days, config)
     folds = []
     for number in range(config.folds):
         first = len(days) - (config.folds - number) * size
         test_days = days[first : first + size]
-        train_days = [d for d in days if d + horizon <= test_days[0]]
+        train_days = [d for d in days if d + reach <= test_days[0]]
         test = np.isin(as_of, test_days)
         folds.append(
             Fold(
@@ -91,31 +92,40 @@ def time_window(dataset: Dataset, train_days: list[date], config: TrainingConfig
     stop_days, calibrate_days = (
         (later[: len(later) // 2], later[len(later) // 2 :]) if held > 1 else (later, later)
     )
+    # Fit rows whose labels reach into the held-out days make those days partly in-sample (the same
+    # churn seen twice): early stopping would stop late and calibration be too steep. Leave them out
+    # when the history can spare them (a third of the fit days at most); a short one cannot.
+    purged = [d for d in fit_days if d + dataset.label_reach <= later[0]]
+    if len(purged) >= max(config.min_train_days, math.ceil(len(fit_days) * 2 / 3)):
+        fit_days = purged
     as_of = dataset.keys["as_of"].to_numpy()
+    learnable = dataset.trainable
     return Window(
-        fit=np.isin(as_of, fit_days), stop=np.isin(as_of, stop_days), calibrate=np.isin(as_of, calibrate_days)
+        fit=np.isin(as_of, fit_days) & learnable,
+        stop=np.isin(as_of, stop_days) & learnable,
+        calibrate=np.isin(as_of, calibrate_days) & learnable,
     )
 
 
-def _block_size(days: list[date], horizon: timedelta, config: TrainingConfig) -> int:
+def _block_size(days: list[date], reach: timedelta, horizon_days: int, config: TrainingConfig) -> int:
     """Test days per fold: a horizon's worth where history allows, fewer when it is short."""
     if len(days) < 2:
-        raise DatasetError(_too_short(days, horizon, config))
+        raise DatasetError(_too_short(days, horizon_days, config))
     step = min(b - a for a, b in itertools.pairwise(days))
-    wanted = max(1, horizon // step)
+    wanted = max(1, timedelta(days=horizon_days) // step)
     for size in range(min(wanted, len(days) // (config.folds + 1)), 0, -1):
         first_test = days[len(days) - config.folds * size]
-        if sum(d + horizon <= first_test for d in days) >= config.min_train_days:
+        if sum(d + reach <= first_test for d in days) >= config.min_train_days:
             return size
-    raise DatasetError(_too_short(days, horizon, config))
+    raise DatasetError(_too_short(days, horizon_days, config))
 
 
-def _too_short(days: list[date], horizon: timedelta, config: TrainingConfig) -> str:
+def _too_short(days: list[date], horizon_days: int, config: TrainingConfig) -> str:
     span = f"{days[0]} to {days[-1]}" if days else "none"
     return (
         f"not enough history for a {config.folds}-fold backtest: "
         f"{len(days)} labelled snapshot day(s) ({span}). "
-        f"The first fold needs {config.min_train_days} days whose {horizon.days}-day horizon ends before its "
+        f"The first fold needs {config.min_train_days} days whose {horizon_days}-day horizon ends before its "
         "test days begin: build snapshots further back (churn features build --from ... --step 7) or "
         "lower --horizon-days"
     )
@@ -142,7 +152,7 @@ def _cross_validation(dataset: Dataset, config: TrainingConfig) -> list[Fold]:
 
 def _random_window(dataset: Dataset, rows: np.ndarray, config: TrainingConfig) -> Window:
     """Without time, the holdout is a stratified random share of the training rows."""
-    index = np.flatnonzero(rows)
+    index = np.flatnonzero(rows & dataset.trainable)
     y = dataset.label.to_numpy()[index]
     fit_rows, held_rows = train_test_split(
         index, test_size=config.holdout_share, stratify=y, random_state=config.seed

@@ -96,6 +96,7 @@ def log_training_run(
         )
         mlflow.log_dict(config.model_dump(mode="json"), "config.json")
         mlflow.log_dict(evaluation.as_dict(), EVALUATION_FILE)
+        mlflow.log_dict(evaluation.params.get("directions", {}), "directions.json")
         _log_metrics(evaluation)
         predictions = folder / PREDICTIONS_FILE
         _storable(result.predictions).to_parquet(predictions, index=False)
@@ -130,13 +131,15 @@ def _run_params(
     evaluation: Evaluation, dataset: Dataset, config: ProductConfig, tuned: bool
 ) -> dict[str, Any]:
     summary = evaluation.dataset
-    lightgbm = {f"lgbm.{k}": v for k, v in evaluation.params.items() if k not in ("verbosity", "num_threads")}
+    # Directions are one entry per feature: too long for a parameter, logged as directions.json instead.
+    skipped = ("verbosity", "num_threads", "directions")
+    lightgbm = {f"lgbm.{k}": v for k, v in evaluation.params.items() if k not in skipped}
     return {
         "source": dataset.source,
         "horizon_days": dataset.horizon_days,
         "folds": len(evaluation.folds),
-        "data_from": summary["from"],
-        "data_to": summary["to"],
+        "data_from": summary["from"] or "",
+        "data_to": summary["to"] or "",
         "rows": summary["rows"],
         "customers": summary["customers"],
         "churned": summary["churned"],
