@@ -16,7 +16,7 @@ from churn.settings import Settings
 from training.backtest import Evaluation, Progress, train
 from training.dataset import Dataset, snapshot_dataset, table_dataset
 from training.plots import evaluation_figures, figure_png
-from training.registry import Promotion, promote, run_of
+from training.registry import Promotion, RegistryError, champion_version, promote, run_of
 from training.report import render_report, write_report
 from training.tracking import LoggedRun, log_training_run, read_evaluation, read_predictions
 
@@ -94,8 +94,16 @@ def run_training(
         details={"trained at": _now()},
     )
     run = log_training_run(settings, result, dataset, config, report_html=html, figures=figures, tuned=tune)
-    promotion = promote(settings, run.version, config.promotion) if promote_if_better else None
+    promotion = _promote(settings, run.version, config) if promote_if_better else None
     return TrainingOutcome(evaluation=result.evaluation, run=run, promotion=promotion)
+
+
+def _promote(settings: Settings, version: str, config: ProductConfig) -> Promotion:
+    """The gate's decision; a run it cannot compare stays registered, unpromoted, with the reason."""
+    try:
+        return promote(settings, version, config.promotion)
+    except RegistryError as exc:
+        return Promotion(version, champion_version(settings), False, str(exc))
 
 
 def write_run_report(
