@@ -19,7 +19,6 @@ import argparse
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from benchmarks.provenance import code_version, frozen_code
 from churn.db import make_engine
 from churn.demo import generate_demo_company
 from churn.demo_pipeline import IMPORT_ORDER, demo_file, demo_files_match
@@ -435,25 +435,6 @@ def _peak(row: Row) -> str:
     return "" if row.peak_mb is None else f"{row.peak_mb:,.0f}"
 
 
-def code_version() -> str:
-    """The commit measured, and whether product code had uncommitted changes (read-only git calls)."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "churn", "features"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return commit + (f" with {len(changed)} uncommitted files in churn/ and features/" if changed else "")
-
-
 def print_results(results: Results, customers: int, months: int, version: str) -> None:
     print(f"\nData: demo company, {customers:,} customers x {months} months (seed {SEED}), PostgreSQL.")
     print(f"Code: {version}.")
@@ -525,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
 # Set in the process that runs from the frozen copy: the code version it measures.
 _FROZEN = "CHURN_BENCH_FEATURES_CODE"
 _PACKAGES = ("benchmarks", "churn", "features")
+_PRODUCT = ("churn", "features")  # the code whose changes would change the figures
 
 
 def _run_frozen(args: argparse.Namespace) -> int:
@@ -534,13 +516,9 @@ def _run_frozen(args: argparse.Namespace) -> int:
     Python, which would otherwise import whatever the files say by then. The copy is found first
     because ``python -m`` puts the working directory at the front of ``sys.path``.
     """
-    root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory(prefix="churn-bench-code-") as frozen:
-        version = code_version()
-        for package in _PACKAGES:
-            shutil.copytree(
-                root / package, Path(frozen) / package, ignore=shutil.ignore_patterns("__pycache__")
-            )
+        version = code_version(_PRODUCT)
+        frozen_code(Path(frozen), _PACKAGES)
         argv = ["--customers", str(args.customers), "--months", str(args.months)]
         if args.keep_data:
             argv += ["--keep-data", str(args.keep_data.resolve())]

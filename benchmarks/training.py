@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from benchmarks.provenance import code_version, frozen_code
 
 SEED = 1
 LAST_AS_OF = date(2026, 10, 5)
@@ -515,33 +516,8 @@ def measured(command: list[str], *, cwd: Path, env: dict[str, str]) -> Measured:
     return Measured(seconds, usage.ru_maxrss / 1024, stdout)
 
 
-def frozen_code(into: Path) -> Path:
-    """A copy of the packages every run imports, so that all three measure the same code."""
-    root = Path(__file__).resolve().parent.parent
-    for package in ("benchmarks", "churn", "features", "training", "serving"):
-        shutil.copytree(root / package, into / package, ignore=shutil.ignore_patterns("__pycache__", ".data"))
-    return into
-
-
-def code_version() -> str:
-    """The commit measured, and whether product code had uncommitted changes (read-only git calls)."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "churn", "features", "training"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return commit + (
-        f" with {len(changed)} uncommitted files in churn/, features/, training/" if changed else ""
-    )
+_PACKAGES = ("benchmarks", "churn", "features", "training", "serving")
+_PRODUCT = ("churn", "features", "training")  # the code whose changes would change the figures
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -569,7 +545,7 @@ def run(table: Path, threads: int | None) -> Results:
     """The three runs, each in a fresh process from a copy of the code; ``threads`` caps OpenMP/BLAS."""
     churn = Path(sys.executable).with_name("churn")
     with tempfile.TemporaryDirectory(prefix="churn-bench-training-") as scratch:
-        code = frozen_code(Path(scratch) / "code")
+        code = frozen_code(Path(scratch) / "code", _PACKAGES)
         home = Path(scratch) / "home"
         home.mkdir()
         unset = ("CHURN_DATABASE_URL", "MLFLOW_TRACKING_URI", "CHURN_CONFIG", "PYTHONPATH")
@@ -682,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     started = time.perf_counter()
-    version = code_version()
+    version = code_version(_PRODUCT)
     with tempfile.TemporaryDirectory(prefix="churn-bench-training-data-") as scratch:
         folder = (args.keep_data or Path(scratch)).resolve()
         table = folder / f"training-{args.customers}x{args.snapshots}-seed{SEED}.parquet"
