@@ -112,6 +112,12 @@ CALIBRATION_METHODS = ("auto", "isotonic", "sigmoid")
 PROMOTION_METRICS = ("pr_auc", "roc_auc", "brier", "log_loss", "top_decile_lift")
 
 
+def _one_of(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r} (expected one of {', '.join(choices)})")
+    return value
+
+
 class TrainingConfig(_Section):
     folds: int = Field(
         default=3,
@@ -153,9 +159,7 @@ class TrainingConfig(_Section):
     @field_validator("calibration")
     @classmethod
     def _known_calibration(cls, value: str) -> str:
-        if value not in CALIBRATION_METHODS:
-            raise ValueError(f"unknown method {value!r} (expected one of {', '.join(CALIBRATION_METHODS)})")
-        return value
+        return _one_of(value, CALIBRATION_METHODS, "method")
 
 
 class AlertsConfig(_Section):
@@ -181,9 +185,7 @@ class PromotionConfig(_Section):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, value: str) -> str:
-        if value not in PROMOTION_METRICS:
-            raise ValueError(f"unknown metric {value!r} (expected one of {', '.join(PROMOTION_METRICS)})")
-        return value
+        return _one_of(value, PROMOTION_METRICS, "metric")
 
 
 class ProductConfig(_Section):

@@ -88,6 +88,12 @@ def test_a_config_file_overrides_what_it_names(tmp_path):
         ("ingest:\n  chunk_mb: lots\n", "ingest.chunk_mb: Input should be a valid integer"),
         ("ingest: [\n", "not valid YAML"),
         ("- a\n- b\n", "expected a mapping of sections at the top level"),
+        (
+            "training:\n  calibration: platt\n",
+            "training.calibration: unknown method 'platt' (expected one of auto, isotonic, sigmoid)",
+        ),
+        ("promotion:\n  metric: accuracy\n", "promotion.metric: unknown metric 'accuracy'"),
+        ("training:\n  folds: 2\n", "training.folds: Input should be greater than or equal to 3"),
     ],
 )
 def test_a_bad_config_file_names_the_file_and_the_setting(tmp_path, text, message):

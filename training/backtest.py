@@ -29,7 +29,7 @@ from training.baselines import (
 )
 from training.calibration import fit_calibrator
 from training.dataset import Dataset, DatasetError
-from training.metrics import THRESHOLD_METRICS, better, plain, score_metrics, threshold_metrics
+from training.metrics import THRESHOLD_METRICS, as_number, better, plain, score_metrics, threshold_metrics
 from training.model import ChurnModel, default_params, fit_booster, fit_churn_model, monotone_directions
 from training.splits import Fold, Window, backtest_folds, final_window
 
@@ -239,18 +239,18 @@ def verdict(overall: dict[str, dict[str, Any]], use_rule: bool) -> list[str]:
         if baseline not in overall:
             continue
         theirs = overall[baseline]
-        lost = [m for m in VERDICT_METRICS if _loses(m, _num(ours.get(m)), _num(theirs.get(m)))]
+        lost = [m for m in VERDICT_METRICS if _loses(m, as_number(ours.get(m)), as_number(theirs.get(m)))]
         name = MODEL_LABELS[baseline]
         if lost:
-            figures = ", ".join(f"{m} {_num(ours[m]):.3f} vs {_num(theirs[m]):.3f}" for m in lost)
+            figures = ", ".join(f"{m} {as_number(ours[m]):.3f} vs {as_number(theirs[m]):.3f}" for m in lost)
             lines.append(
                 f"WARNING: LightGBM does not beat the {name.lower()} ({figures}); prefer the simpler model"
             )
         else:
             lines.append(
-                f"LightGBM beats the {name.lower()}: PR AUC {_num(ours['pr_auc']):.3f} vs "
-                f"{_num(theirs['pr_auc']):.3f}, ROC AUC {_num(ours['roc_auc']):.3f} "
-                f"vs {_num(theirs['roc_auc']):.3f}"
+                f"LightGBM beats the {name.lower()}: PR AUC {as_number(ours['pr_auc']):.3f} vs "
+                f"{as_number(theirs['pr_auc']):.3f}, ROC AUC {as_number(ours['roc_auc']):.3f} "
+                f"vs {as_number(theirs['roc_auc']):.3f}"
             )
     if not use_rule:
         lines.append("The rule-based health score needs usage, ticket or NPS columns; this data has none")
@@ -260,7 +260,3 @@ def verdict(overall: dict[str, dict[str, Any]], use_rule: bool) -> list[str]:
 def _loses(metric: str, ours: float, theirs: float) -> bool:
     known = not (math.isnan(ours) or math.isnan(theirs))
     return known and not better(metric, ours, theirs, 0.0)
-
-
-def _num(value: object) -> float:
-    return math.nan if value is None else float(value)  # type: ignore[arg-type]

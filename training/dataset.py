@@ -299,18 +299,22 @@ def _model_inputs(raw: pd.DataFrame, categorical: set[str]) -> pd.DataFrame:
     columns = {}
     for name in raw.columns:
         if name in categorical:
-            text = (
-                raw[name]
-                .astype(object)
-                .where(raw[name].notna(), None)
-                .map(lambda v: None if v is None else str(v))
-            )
-            levels = sorted(v for v in text.dropna().unique())
-            columns[name] = pd.Categorical(text, categories=levels)
+            text = category_text(raw[name])
+            columns[name] = pd.Categorical(text, categories=sorted(text.dropna().unique()))
         else:
-            number = pd.to_numeric(raw[name], errors="coerce").astype("float64")
-            columns[name] = number.replace([np.inf, -np.inf], np.nan).to_numpy()
+            columns[name] = as_numbers(raw[name])
     return pd.DataFrame(columns)
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """A categorical input's values as text (None where unknown), the form its levels are kept in."""
+    return values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
+
+
+def as_numbers(values: pd.Series) -> np.ndarray:
+    """A numeric input as float64; text that is not a number and infinities are unknown (NaN)."""
+    number = pd.to_numeric(values, errors="coerce").astype("float64")
+    return number.replace([np.inf, -np.inf], np.nan).to_numpy()
 
 
 def _some(columns: pd.Index) -> str:

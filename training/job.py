@@ -15,7 +15,7 @@ from churn.db import engine_for
 from churn.settings import Settings
 from training.backtest import Evaluation, Progress, train
 from training.dataset import Dataset, snapshot_dataset, table_dataset
-from training.plots import evaluation_figures, figure_png
+from training.plots import evaluation_pngs
 from training.registry import Promotion, RegistryError, champion_version, promote, run_of
 from training.report import render_report, write_report
 from training.tracking import LoggedRun, log_training_run, read_evaluation, read_predictions
@@ -83,15 +83,13 @@ def run_training(
     dataset = load_dataset(settings, config, table=table, horizon_days=horizon_days)
     result = train(dataset, config, tune=tune, on_progress=say)
     say("recording the run in MLflow")
-    figures = {
-        name: figure_png(figure)
-        for name, figure in evaluation_figures(result.evaluation, result.predictions).items()
-    }
+    figures = evaluation_pngs(result.evaluation, result.predictions)
     html = render_report(
         result.evaluation,
         result.predictions,
         title="Churn-risk model: evaluation (new run)",
         details={"trained at": _now()},
+        pngs=figures,
     )
     run = log_training_run(settings, result, dataset, config, report_html=html, figures=figures, tuned=tune)
     promotion = _promote(settings, run.version, config) if promote_if_better else None

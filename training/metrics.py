@@ -147,3 +147,11 @@ def better(metric: str, challenger: float, champion: float, tolerance: float) ->
 def plain(values: dict[str, Any]) -> dict[str, Any]:
     """Metrics with NaN as None, for JSON."""
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+
+
+def as_number(value: object) -> float:
+    """A stored figure back as a float: NaN where it is absent (None) or not a number."""
+    try:
+        return math.nan if value is None else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan

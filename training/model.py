@@ -21,6 +21,7 @@ from scipy.stats import spearmanr
 from churn.config import TrainingConfig
 from features.catalogue import Direction, Feature, Unit
 from training.calibration import Calibrator, fit_calibrator
+from training.dataset import as_numbers, category_text
 
 # A learned direction must be clear in the fit slice: a rank correlation with churn of at least
 # this many standard errors (about 1/sqrt(rows)). Weaker associations are left unconstrained.
@@ -167,13 +168,9 @@ class ChurnModel:
             if name in missing:
                 columns[name] = np.full(len(frame), np.nan)
             elif name in self.categories:
-                text = frame[name].astype(object).where(frame[name].notna(), None)
-                columns[name] = pd.Categorical(
-                    text.map(lambda v: None if v is None else str(v)), categories=self.categories[name]
-                )
+                columns[name] = pd.Categorical(category_text(frame[name]), categories=self.categories[name])
             else:
-                values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-                columns[name] = values.replace([np.inf, -np.inf], np.nan).to_numpy()
+                columns[name] = as_numbers(frame[name])
         return pd.DataFrame(columns, index=frame.index)
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:

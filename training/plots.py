@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from training.backtest import Evaluation
 from training.baselines import MODEL_LABELS
-from training.metrics import reliability
+from training.metrics import as_number, reliability
 
 TOP_FEATURES = 20
 DPI = 110
@@ -45,6 +45,11 @@ def evaluation_figures(evaluation: Evaluation, predictions: pd.DataFrame) -> dic
         drawing(figure.add_subplot())
         figures[name] = figure
     return figures
+
+
+def evaluation_pngs(evaluation: Evaluation, predictions: pd.DataFrame) -> dict[str, bytes]:
+    """Every chart of ``evaluation_figures`` as PNG bytes, keyed by file name."""
+    return {name: figure_png(figure) for name, figure in evaluation_figures(evaluation, predictions).items()}
 
 
 def figure_png(figure: Figure) -> bytes:
@@ -204,13 +209,13 @@ def _lift(ax: Axes, models: list[str], predictions: pd.DataFrame) -> None:
 
 
 def _importance(ax: Axes, importance: list[dict[str, object]]) -> None:
-    top = sorted(importance, key=lambda row: -_float(row.get("gain_share")))[:TOP_FEATURES]
+    top = sorted(importance, key=lambda row: -as_number(row.get("gain_share")))[:TOP_FEATURES]
     if not top:
         ax.text(0.5, 0.5, "No feature importance was recorded", ha="center", va="center")
         ax.set_axis_off()
         return
     names = [_feature_name(row) for row in top]
-    shares = [_float(row.get("gain_share")) for row in top]
+    shares = [as_number(row.get("gain_share")) for row in top]
     places = np.arange(len(top))
     ax.barh(places, shares, color="C0")
     ax.set_yticks(places, names, fontsize="small")
@@ -240,7 +245,7 @@ def _folds(ax: Axes, evaluation: Evaluation) -> None:
     width = 0.8 / max(len(evaluation.models), 1)
     places = np.arange(len(folds))
     for index, model in enumerate(evaluation.models):
-        values = [_float((fold.get("metrics") or {}).get(model, {}).get("pr_auc")) for fold in folds]
+        values = [as_number((fold.get("metrics") or {}).get(model, {}).get("pr_auc")) for fold in folds]
         x = places + (index - (len(evaluation.models) - 1) / 2) * width
         ax.bar(x, values, width=width, color=f"C{index}", label=_label(model))
     ax.set_xticks(places, [period_label(fold, between="\nto ") for fold in folds], fontsize="small")
@@ -259,13 +264,6 @@ def period_label(fold: dict[str, object], between: str = " to ") -> str:
     if start and end:
         return f"{start}{between}{end}" if start != end else str(start)
     return f"fold {fold.get('fold', '?')}"
-
-
-def _float(value: object) -> float:
-    try:
-        return math.nan if value is None else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _percent(value: float, _position: int) -> str:

@@ -7,7 +7,6 @@ freshest labels. Rolling back is promoting an older version (``force`` skips the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -246,7 +245,8 @@ def _move_alias(tracker: mlflow.MlflowClient, version: str, previous: str | None
 
 
 def _int(value: str | None) -> int | None:
+    """A count logged as an MLflow parameter (text), or None if it was not logged as one."""
     try:
         return int(value) if value is not None else None
     except ValueError:
-        return None if math.isnan(float(value)) else int(float(value))
+        return None

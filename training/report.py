@@ -16,8 +16,8 @@ import pandas as pd
 
 from training.backtest import Evaluation
 from training.baselines import LIGHTGBM, MODEL_LABELS
-from training.metrics import LOWER_IS_BETTER, METRIC_LABELS, SCORE_METRICS, THRESHOLD_METRICS
-from training.plots import evaluation_figures, figure_png, period_label
+from training.metrics import LOWER_IS_BETTER, METRIC_LABELS, SCORE_METRICS, THRESHOLD_METRICS, as_number
+from training.plots import evaluation_pngs, period_label
 
 # A workload, not a quality: fewer alerts is not "better" if they miss churners, so no row winner.
 NO_BEST = {"alerts_per_week"}
@@ -69,11 +69,20 @@ code { font-size: .9em; }
 
 
 def render_report(
-    evaluation: Evaluation, predictions: pd.DataFrame, *, title: str, details: dict[str, str]
+    evaluation: Evaluation,
+    predictions: pd.DataFrame,
+    *,
+    title: str,
+    details: dict[str, str],
+    pngs: dict[str, bytes] | None = None,
 ) -> str:
-    """The whole training report as one HTML page with its charts embedded."""
-    figures = evaluation_figures(evaluation, predictions)
-    images = {name: _data_uri(figure_png(figure)) for name, figure in figures.items()}
+    """The whole training report as one HTML page with its charts embedded.
+
+    ``pngs`` are the charts already drawn for this evaluation (as ``evaluation_pngs`` draws them);
+    without them they are drawn here.
+    """
+    pngs = evaluation_pngs(evaluation, predictions) if pngs is None else pngs
+    images = {name: _data_uri(png) for name, png in pngs.items()}
     sections = [
         f"<h1>{_e(title)}</h1>",
         _details_table(details),
@@ -120,17 +129,10 @@ def _label(model: str) -> str:
     return MODEL_LABELS.get(model, model)
 
 
-def _number(value: object) -> float:
-    try:
-        return math.nan if value is None else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def format_metric(metric: str, value: object) -> str:
     """A metric as people read it: AUCs to 3 decimals, Brier and log loss to 4, lifts to 2, rates in
     percent, "—" if absent."""
-    number = _number(value)
+    number = as_number(value)
     if math.isnan(number):
         return "—"
     if metric in PERCENT_METRICS:
@@ -147,7 +149,7 @@ def format_metric(metric: str, value: object) -> str:
 
 
 def _percent(value: object) -> str:
-    number = _number(value)
+    number = as_number(value)
     return "—" if math.isnan(number) else f"{number:.1%}"
 
 
@@ -166,11 +168,11 @@ def _served(evaluation: Evaluation) -> str | None:
 
 def _base_rate(evaluation: Evaluation, predictions: pd.DataFrame, model: str) -> float:
     """The out-of-time churn rate the lift was measured against."""
-    rate = _number(evaluation.overall.get(model, {}).get("base_rate"))
+    rate = as_number(evaluation.overall.get(model, {}).get("base_rate"))
     if math.isnan(rate) and "churned" in predictions.columns and len(predictions):
         rate = float(predictions["churned"].mean())
     if math.isnan(rate):
-        rate = _number(evaluation.dataset.get("churn_rate"))
+        rate = as_number(evaluation.dataset.get("churn_rate"))
     return rate
 
 
@@ -178,7 +180,7 @@ def _headline(evaluation: Evaluation, predictions: pd.DataFrame) -> str:
     model = _served(evaluation)
     if model is None:
         return ""
-    lift = _number(evaluation.overall.get(model, {}).get("top_decile_lift"))
+    lift = as_number(evaluation.overall.get(model, {}).get("top_decile_lift"))
     rate = _base_rate(evaluation, predictions, model)
     horizon = evaluation.dataset.get("horizon_days")
     within = f"within {horizon} days" if horizon else "within the churn horizon"
@@ -218,7 +220,7 @@ def _best(metric: str, values: list[float]) -> float | None:
 
 
 def _metric_cells(metric: str, values: list[object]) -> str:
-    numbers = [_number(v) for v in values]
+    numbers = [as_number(v) for v in values]
     best = _best(metric, numbers)
     cells = []
     for value, number in zip(values, numbers, strict=True):
@@ -276,7 +278,7 @@ def _folds_table(evaluation: Evaluation) -> str:
 
 
 def _count(value: object) -> str:
-    number = _number(value)
+    number = as_number(value)
     return "—" if math.isnan(number) else f"{number:,.0f}"
 
 
@@ -285,7 +287,7 @@ def _figure(uri: str, caption: str) -> str:
 
 
 def _importance_table(importance: list[dict[str, Any]]) -> str:
-    top = sorted(importance, key=lambda row: -_number(row.get("gain_share")))[:TOP_FEATURES]
+    top = sorted(importance, key=lambda row: -as_number(row.get("gain_share")))[:TOP_FEATURES]
     if not top:
         return '<p class="muted">No feature importance was recorded.</p>'
     rows = "".join(

@@ -82,7 +82,7 @@ def features_build(
     Examples: `churn features build --as-of 2025-06-01`;
     `churn features build --from 2024-06-03 --to 2025-06-02 --step 7` (a weekly training history).
     """
-    from features.snapshot import build_snapshots, check_days, snapshot_days
+    from features.snapshot import check_days, snapshot_days
 
     with user_errors():
         settings, config = load_context()
@@ -97,20 +97,29 @@ def features_build(
             days = snapshot_days(start.date(), end.date() if end else today, step)
         engine = open_engine(settings)
         check_days(engine, days, today=today)  # one clear error before any progress bar
-        progress = Progress(
-            TextColumn("snapshots"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=errors
-        )
-        with progress:
-            task = progress.add_task("build", total=len(days))
-            summary = build_snapshots(
-                engine,
-                days,
-                config.features,
-                now=utc_now(),
-                rebuild=rebuild,
-                on_progress=lambda run: progress.advance(task),
-            )
+        summary = build_with_progress(engine, days, config, rebuild=rebuild)
         console.print(build_table(summary))
+
+
+def build_with_progress(
+    engine: Engine, days: list[date], config: ProductConfig, *, rebuild: bool = False
+) -> BuildSummary:
+    """Build the snapshots of ``days`` behind a progress bar, one step a day."""
+    from features.snapshot import build_snapshots
+
+    progress = Progress(
+        TextColumn("snapshots"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=errors
+    )
+    with progress:
+        task = progress.add_task("build", total=len(days))
+        return build_snapshots(
+            engine,
+            days,
+            config.features,
+            now=utc_now(),
+            rebuild=rebuild,
+            on_progress=lambda run: progress.advance(task),
+        )
 
 
 def build_table(summary: BuildSummary) -> Table:

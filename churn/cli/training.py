@@ -12,20 +12,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
 from churn.cli.common import UserError, console, errors, load_context, open_engine, user_errors
-from churn.clock import utc_now
 from churn.config import ProductConfig
 from churn.settings import Settings
 
@@ -213,20 +209,14 @@ def train_demo_model(
     settings: Settings, config: ProductConfig, engine: Engine, *, start: date, end: date
 ) -> None:
     """Build the demo's snapshot history and train, backtest and promote its first model (once)."""
-    from features.snapshot import build_snapshots, snapshot_days
+    from churn.cli.features import build_with_progress
+    from features.snapshot import snapshot_days
     from training.dataset import DatasetError
     from training.job import run_training, write_run_report
     from training.registry import champion_version
 
     days = snapshot_days(start + timedelta(days=DEMO_STEP_DAYS), end, DEMO_STEP_DAYS)
-    progress = Progress(
-        TextColumn("snapshots"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=errors
-    )
-    with progress:
-        task = progress.add_task("history", total=len(days))
-        build_snapshots(
-            engine, days, config.features, now=utc_now(), on_progress=lambda run: progress.advance(task)
-        )
+    build_with_progress(engine, days, config)
     champion = champion_version(settings)
     if champion is not None:
         console.print(f"Keeping the champion model, version {champion} (`churn train` retrains).")
