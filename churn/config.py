@@ -6,7 +6,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -162,6 +162,70 @@ class TrainingConfig(_Section):
         return _one_of(value, CALIBRATION_METHODS, "method")
 
 
+class ScoringConfig(_Section):
+    high_risk: float = Field(
+        default=0.3, gt=0.0, lt=1.0, description="Risk from which a customer is in the high tier."
+    )
+    medium_risk: float = Field(
+        default=0.15, gt=0.0, lt=1.0, description="Risk from which a customer is in the medium tier."
+    )
+    top_drivers: int = Field(
+        default=3, ge=1, le=10, description="Drivers each way stored for high-tier and alerted customers."
+    )
+
+    @model_validator(mode="after")
+    def _tiers_in_order(self) -> ScoringConfig:
+        if self.medium_risk >= self.high_risk:
+            raise ValueError(f"medium_risk {self.medium_risk} must be below high_risk {self.high_risk}")
+        return self
+
+
+SOURCES = ("events", "tickets", "surveys", "subscriptions")
+
+
+class JumpRule(_Section):
+    rise: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=1.0,
+        description="Alert when risk rose by at least this much (0.2 = 20 points)...",
+    )
+    within_days: int = Field(default=14, ge=1, le=365, description="...within this many days.")
+
+
+class Route(_Section):
+    """Alerts for customers matching every given condition go to ``channel``; the first match wins."""
+
+    channel: str
+    segment: str | None = None
+    min_mrr: float | None = Field(default=None, ge=0, description="MRR band, inclusive lower bound.")
+    max_mrr: float | None = Field(default=None, gt=0, description="MRR band, exclusive upper bound.")
+
+
+class InvoluntaryConfig(_Section):
+    to_reps: bool = Field(
+        default=False, description="Send failed-payment risk to the account owner like any other alert."
+    )
+    channel: str | None = Field(
+        default=None, description="Channel for failed-payment risk (billing team); unset keeps it unsent."
+    )
+
+
+class DeliveryConfig(_Section):
+    max_attempts: int = Field(
+        default=6, ge=1, le=100, description="Sends tried before an alert is marked failed."
+    )
+    retry_base_s: float = Field(
+        default=30.0, gt=0, description="First wait before retrying an alert; doubles each attempt."
+    )
+    retry_max_s: float = Field(default=3_600.0, gt=0, description="Longest wait between attempts.")
+    batch_size: int = Field(default=100, ge=1, le=10_000, description="Alerts one dispatch pass sends.")
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="Slack API request timeout.")
+    owner_cache_days: int = Field(
+        default=7, ge=0, description="How long an owner's e-mail to Slack user lookup is reused."
+    )
+
+
 class AlertsConfig(_Section):
     threshold: float = Field(
         default=0.3,
@@ -169,6 +233,112 @@ class AlertsConfig(_Section):
         lt=1.0,
         description="Risk (probability of churning within the horizon) at which a customer alerts.",
     )
+    rearm_below: float = Field(
+        default=0.2,
+        gt=0.0,
+        lt=1.0,
+        description="After alerting, a customer alerts again only once its risk has fallen below this.",
+    )
+    cooldown_days: int = Field(
+        default=14,
+        ge=0,
+        le=365,
+        description="Days after an alert during which the customer does not alert again.",
+    )
+    jump: JumpRule | None = Field(
+        default=JumpRule(), description="Also alert on a sharp rise below the threshold; null turns it off."
+    )
+    daily_cap_per_owner: int = Field(
+        default=5, ge=1, description="Alerts an owner gets a day; the rest go into one daily digest."
+    )
+    channels: dict[str, str] = Field(
+        default={"cs-alerts": "#cs-alerts"},
+        description="Channel names used below, each mapped to a Slack channel (#name or channel ID).",
+    )
+    default_channel: str = Field(default="cs-alerts", description="Where alerts go when no route matches.")
+    fallback_channel: str = Field(
+        default="cs-alerts", description="Where alerts go when the owner is unknown to Slack."
+    )
+    routes: list[Route] = Field(default=[], description="Routing by segment or MRR band; first match wins.")
+    involuntary: InvoluntaryConfig = InvoluntaryConfig()
+    stale_after_days: dict[str, int] = Field(
+        default={"events": 3, "tickets": 30, "subscriptions": 90},
+        description="Hold alerts when a source's newest row is older than this many days.",
+    )
+    operator_channel: str | None = Field(
+        default=None, description="Channel told when alerts are held (stale data); unset: logs only."
+    )
+    crm_url_template: str | None = Field(
+        default=None,
+        description="Link to the CRM record, e.g. https://crm.example.com/accounts/{customer_id}",
+    )
+    delivery: DeliveryConfig = DeliveryConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlertsConfig:
+        if self.rearm_below >= self.threshold:
+            raise ValueError(f"rearm_below {self.rearm_below} must be below threshold {self.threshold}")
+        named = [("default_channel", self.default_channel), ("fallback_channel", self.fallback_channel)]
+        named += [(f"routes[{i}].channel", r.channel) for i, r in enumerate(self.routes)]
+        named += [
+            ("involuntary.channel", self.involuntary.channel),
+            ("operator_channel", self.operator_channel),
+        ]
+        for where, name in named:
+            if name is not None and name not in self.channels:
+                raise ValueError(
+                    f"{where}: unknown channel name {name!r} (declared in alerts.channels: "
+                    f"{', '.join(self.channels) or 'none'})"
+                )
+        for source, days in self.stale_after_days.items():
+            if source not in SOURCES:
+                raise ValueError(
+                    f"stale_after_days: unknown source {source!r} (expected some of {', '.join(SOURCES)})"
+                )
+            if days < 1:
+                raise ValueError(f"stale_after_days.{source}: {days} days must be at least 1")
+        if self.crm_url_template is not None:
+            try:
+                self.crm_url_template.format(customer_id="C1")
+            except (KeyError, IndexError, ValueError):
+                raise ValueError(
+                    f"crm_url_template {self.crm_url_template!r}: "
+                    "the only placeholder allowed is {customer_id}"
+                ) from None
+        return self
+
+
+class ScheduleConfig(_Section):
+    timezone: str = Field(default="UTC", description="Time zone the cron expressions below are read in.")
+    score: str = Field(default="0 6 * * *", description="Refresh today's features and score (crontab).")
+    dispatch_minutes: int = Field(
+        default=5, ge=1, le=1_440, description="Send queued alerts every N minutes."
+    )
+    retrain: str = Field(
+        default="0 3 * * 1", description="Retrain and promote through the gate (crontab; Mondays 03:00)."
+    )
+    misfire_grace_s: int = Field(
+        default=3_600, ge=1, description="A job missed by less than this (scheduler down) still runs, once."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        check_timezone(value)
+        return value
+
+    @field_validator("score", "retrain")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a crontab expression (minute hour day month weekday): {exc}"
+            ) from None
+        return value
 
 
 class PromotionConfig(_Section):
@@ -196,7 +366,9 @@ class ProductConfig(_Section):
     features: FeaturesConfig = FeaturesConfig()
     labels: LabelsConfig = LabelsConfig()
     training: TrainingConfig = TrainingConfig()
+    scoring: ScoringConfig = ScoringConfig()
     alerts: AlertsConfig = AlertsConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     promotion: PromotionConfig = PromotionConfig()
 
 

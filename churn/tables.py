@@ -19,14 +19,17 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Double,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    Unicode,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -252,6 +255,126 @@ snapshot_runs = Table(
     Column("feature_names", Attributes, nullable=False),
     Column("config_digest", String(64), nullable=False),
     Column("seconds", Double, nullable=False),
+)
+
+# --- Serving: scores, alerts and the jobs that make them. ---
+
+SERIAL = BigInteger().with_variant(Integer, "sqlite")
+
+# One row per scoring of a day: which model scored which snapshot, and what came of it.
+scoring_runs = Table(
+    "scoring_runs",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("model_version", String(32), nullable=False),
+    Column("model_run_id", String(64), nullable=False),
+    Column("snapshot_built_at", UtcDateTime, nullable=False),
+    Column("scored_at", UtcDateTime, nullable=False),
+    Column("customers", Integer, nullable=False),
+    Column("alerts", Integer, nullable=False),
+    Column("held", Integer, nullable=False),
+    Column("seconds", Double, nullable=False),
+)
+
+# The risk history: one row per customer and scored day. ``updated_at`` moves only when a value
+# changes, so a re-run of the same scoring changes nothing and CRM syncs see real changes only.
+risk_scores = Table(
+    "risk_scores",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("customer_id", ID, primary_key=True),
+    Column("risk", Double, nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("snapshot_built_at", UtcDateTime, nullable=False),
+    Column("scored_at", UtcDateTime, nullable=False),
+    # Top drivers each way (training.explain), kept for high-tier and alerted customers only.
+    Column("drivers", Attributes),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "customer_id", "as_of"),
+    Index(None, "updated_at", "customer_id", "as_of"),
+)
+
+# Where each customer stands with the alert policy: re-armed or not, when it last alerted, and the
+# last scored day the policy has seen (a re-run of that day is not a new crossing).
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("customer_id", ID, primary_key=True),
+    Column("armed", Boolean, nullable=False),
+    Column("last_alert_as_of", Date),
+    Column("evaluated_as_of", Date, nullable=False),
+)
+
+# The outbox. A row is written in the scoring transaction and sent later by the dispatcher, so an
+# alert is never lost with a crash and, keyed by ``dedupe_key``, never queued twice.
+# States: pending -> sending -> sent; failed after too many attempts (retried on request);
+# held while a source is stale; digested when the owner's daily cap moved it into a digest;
+# suppressed when it is not for CS reps (failed payments) and no channel is configured.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", SERIAL, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(255), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # threshold | jump | digest | notice
+    Column("customer_id", ID),
+    Column("as_of", Date, nullable=False),
+    Column("owner_email", String(255)),
+    Column("channel", String(64), nullable=False),  # a name from alerts.channels
+    Column("risk", Double),
+    Column("previous_risk", Double),
+    Column("model_version", String(32)),
+    # Everything the message says (account, MRR, renewal, drivers of the change, links), so that
+    # Slack and the console render the same facts, and a later config change does not rewrite history.
+    Column("message", Attributes, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("state_reason", Text),
+    Column("digest_id", SERIAL, ForeignKey("alerts.alert_id")),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("claimed_until", UtcDateTime),
+    Column("last_error", Text),
+    Column("slack_channel", String(64)),
+    Column("slack_ts", String(32)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "customer_id", "as_of"),
+)
+
+# Owner e-mail -> Slack user, cached so a dispatch pass does not look up every owner every time.
+slack_users = Table(
+    "slack_users",
+    metadata,
+    Column("email", String(255), primary_key=True),
+    Column("slack_user_id", String(32)),  # null: Slack has no user with this e-mail
+    Column("looked_up_at", UtcDateTime, nullable=False),
+)
+
+# Every run of a scheduled (or manually started) job: what ran, where, and how it ended.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("run_id", SERIAL, primary_key=True, autoincrement=True),
+    Column("job", String(64), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime),
+    Column("outcome", String(16), nullable=False),  # running | ok | failed | interrupted
+    Column("detail", Text),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Index(None, "job", "started_at"),
+)
+
+# APScheduler 3's job store table, declared here so migrations own the whole schema (the
+# definition is APScheduler's SQLAlchemyJobStore's own).
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
 )
 
 CONTRACT_TABLES: dict[str, Table] = {
