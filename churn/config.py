@@ -248,6 +248,12 @@ class AlertsConfig(_Section):
     jump: JumpRule | None = Field(
         default=JumpRule(), description="Also alert on a sharp rise below the threshold; null turns it off."
     )
+    change_window_days: int = Field(
+        default=7,
+        ge=1,
+        le=365,
+        description="The change an alert shows is against the scoring this many days earlier (or before).",
+    )
     daily_cap_per_owner: int = Field(
         default=5, ge=1, description="Alerts an owner gets a day; the rest go into one daily digest."
     )

@@ -90,3 +90,64 @@ def _plain(value: object) -> object:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+@dataclass(frozen=True)
+class ChangeDriver:
+    """One feature's share of a change in risk between two scorings, in log-odds, with both values."""
+
+    feature: str
+    value: object
+    previous_value: object
+    sentence: str
+    previous_sentence: str
+    effect: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "feature": self.feature,
+            "value": self.value,
+            "previous_value": self.previous_value,
+            "sentence": self.sentence,
+            "previous_sentence": self.previous_sentence,
+            "effect": round(self.effect, 4),
+            "direction": "raised risk" if self.effect > 0 else "lowered risk",
+        }
+
+
+def explain_change(
+    model: ChurnModel, current: pd.DataFrame, previous: pd.DataFrame, top: int = 3
+) -> list[list[ChangeDriver]]:
+    """What moved each row's risk from ``previous`` to ``current`` (rows aligned by position).
+
+    The difference of the two rows' contributions under the same model: the features whose change
+    pushed risk up the most come first. The model is the same for both, so the change is the
+    customer's, not a retrained model's.
+    """
+    if current.empty:
+        return []
+    now = model.contributions(current).drop(columns="baseline").to_numpy()
+    before = model.contributions(previous).drop(columns="baseline").to_numpy()
+    by_name = {f.name: f for f in model.features}
+    names = model.feature_names
+    drivers = []
+    for position in range(len(current)):
+        delta = pd.Series(now[position] - before[position], index=names).sort_values(
+            ascending=False, kind="stable"
+        )
+        row, was = current.iloc[position], previous.iloc[position]
+        drivers.append(
+            [
+                _change_driver(name, row.get(name), was.get(name), float(delta[name]), by_name)
+                for name in delta.index[:top]
+                if delta[name] > MIN_EFFECT
+            ]
+        )
+    return drivers
+
+
+def _change_driver(name: str, value: object, previous: object, effect: float, by_name: dict) -> ChangeDriver:
+    now = None if value is None or pd.isna(value) else _plain(value)
+    was = None if previous is None or pd.isna(previous) else _plain(previous)
+    feature = by_name[name]
+    return ChangeDriver(name, now, was, feature.say(now), feature.say(was), effect)

@@ -33,6 +33,7 @@ from churn.cli.common import (
     user_errors,
 )
 from churn.cli.features import features_app, show_demo_features
+from churn.cli.scoring import register as register_scoring_commands
 from churn.cli.training import register as register_model_commands
 from churn.cli.training import train_demo_model
 from churn.clock import utc_now
@@ -53,6 +54,7 @@ db_app = typer.Typer(help="Create and upgrade the database schema.", no_args_is_
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
 register_model_commands(app)
+register_scoring_commands(app)
 
 
 EntityName = Literal["customers", "subscriptions", "events", "tickets", "surveys", "cancellations"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
@@ -84,3 +85,18 @@ def open_engine(settings: Settings, *, require_schema: bool = True) -> Engine:
             state = "is empty" if current is None else f"is at schema {current}, this version needs {head}"
             raise UserError(f"the database {where} {state}: run `churn db upgrade`")
     return engine
+
+
+@contextmanager
+def spinner(*, enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner naming the current step, with the time taken; yields the callback that moves it."""
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=errors,
+        disable=not enabled,
+    )
+    with progress:
+        task = progress.add_task("starting", total=None)
+        yield lambda message: progress.update(task, description=message)

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import (
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
-from churn.cli.common import UserError, console, errors, load_context, open_engine, user_errors
+from churn.cli.common import UserError, console, load_context, open_engine, spinner, user_errors
 from churn.config import ProductConfig
 from churn.settings import Settings
 
@@ -90,7 +82,7 @@ def train(
             raise UserError("--label, --id and --time go with --table")
         else:
             open_engine(settings)  # a clear line if the schema is missing, before any work
-        with _spinner(enabled=not as_json) as say:
+        with spinner(enabled=not as_json) as say:
             outcome = run_training(
                 settings,
                 config,
@@ -222,7 +214,7 @@ def train_demo_model(
         console.print(f"Keeping the champion model, version {champion} (`churn train` retrains).")
         return
     try:
-        with _spinner(enabled=True) as say:
+        with spinner(enabled=True) as say:
             outcome = run_training(settings, config, promote_if_better=True, on_progress=say)
     except DatasetError as exc:
         console.print(Text(f"Not training yet: {exc}"))
@@ -278,18 +270,3 @@ def print_promotion(decision: Promotion) -> None:
 
 def _json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=str, ensure_ascii=False) + "\n")
-
-
-@contextmanager
-def _spinner(*, enabled: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner naming the current step, with the time taken; yields the callback that moves it."""
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=errors,
-        disable=not enabled,
-    )
-    with progress:
-        task = progress.add_task("starting", total=None)
-        yield lambda message: progress.update(task, description=message)

@@ -1,0 +1,89 @@
+"""`churn score`: score every active customer with the champion and queue the alerts it calls for."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from churn.cli.common import DAY_FORMATS, console, load_context, open_engine, spinner, user_errors
+from churn.clock import utc_now
+
+if TYPE_CHECKING:
+    from serving.scoring import ScoringSummary
+
+
+def register(app: typer.Typer) -> None:
+    """Add the scoring command to the root app."""
+    app.command("score")(score)
+
+
+def score(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=DAY_FORMATS, help="Score the customers as of this day (default: today, UTC)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON for scripts.")] = False,
+) -> None:
+    """Score every active customer's risk of churning with the champion model, and queue alerts.
+
+    Builds the day's feature snapshot if it is not built yet, stores each customer's risk, tier and
+    top reasons in the risk history, and applies the alert policy (threshold, re-arming, cooldown,
+    jumps, each owner's daily cap). Alerts are queued, not sent: `churn alerts send` (or the
+    scheduler) delivers them. Running it again for the same day changes nothing.
+    """
+    from serving.scoring import refresh_and_score
+
+    with user_errors():
+        settings, config = load_context()
+        engine = open_engine(settings)
+        now = utc_now()
+        with spinner(enabled=not as_json) as say:
+            summary = refresh_and_score(
+                engine, settings, config, now=now, as_of=as_of.date() if as_of else None, on_progress=say
+            )
+        if as_json:
+            sys.stdout.write(json.dumps(summary.as_dict(), indent=2, default=str) + "\n")
+        else:
+            print_scoring(summary)
+
+
+def print_scoring(summary: ScoringSummary) -> None:
+    """The scoring in words: how many at risk, what was queued, and what was held back and why."""
+    tiers = summary.tiers
+    console.print(
+        f"Scored {summary.customers:,} active customers as of {summary.as_of} with model version "
+        f"{summary.model_version}: {tiers['high']:,} high risk, {tiers['medium']:,} medium, "
+        f"{tiers['low']:,} low ({summary.changed:,} scores new or changed, {summary.seconds:.1f}s).",
+        highlight=False,
+    )
+    for source in summary.stale:
+        console.print(Text.assemble(("Stale data: ", "yellow"), source.describe()))
+    if not summary.alerted:
+        console.print("No new alerts: nobody crossed the threshold or jumped since the last scoring.")
+        return
+    table = Table(title=f"Alerts queued for {summary.as_of}")
+    for column in ("customer", "name", "rule", "risk", "was", "owner", "channel", "state"):
+        table.add_column(column, justify="right" if column in ("risk", "was") else "left")
+    for row in summary.alerted:
+        was = row["previous_risk"]
+        table.add_row(
+            row["customer_id"],
+            Text(row["name"] or ""),
+            row["kind"],
+            f"{row['risk']:.0%}",
+            "" if was is None else f"{was:.0%}",
+            Text(row["owner_email"] or "no owner"),
+            Text(row["channel"]),
+            row["state"],
+        )
+    console.print(table)
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.alerts.items()))
+    console.print(
+        f"{len(summary.alerted)} alert(s): {counts}. `churn alerts send` delivers them.", highlight=False
+    )

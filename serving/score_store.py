@@ -1,0 +1,115 @@
+"""Writing a scoring: risk history, policy state and planned alerts (the caller owns the transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, bindparam, select
+
+from churn.tables import alert_state, alerts, risk_scores
+from serving.alerting import AlertPlan
+from serving.outbox import queue_alerts
+from serving.policy import CustomerState
+
+COMPARED = ("risk", "tier", "model_version", "snapshot_built_at", "drivers")
+
+
+def write_scores(
+    connection: Connection,
+    scores: pd.DataFrame,
+    *,
+    as_of: date,
+    model_version: str,
+    built_at: datetime,
+    now: datetime,
+    drivers: Mapping[str, dict[str, Any]],
+) -> int:
+    """Insert new scores and update changed ones; identical rows are left alone. Returns rows written."""
+    existing = {
+        row.customer_id: row
+        for row in connection.execute(
+            select(risk_scores.c.customer_id, *(risk_scores.c[name] for name in COMPARED)).where(
+                risk_scores.c.as_of == as_of
+            )
+        )
+    }
+    inserts, updates = [], []
+    for customer_id, risk, tier in zip(scores["customer_id"], scores["risk"], scores["tier"], strict=True):
+        row = {
+            "risk": float(risk),
+            "tier": str(tier),
+            "model_version": model_version,
+            "snapshot_built_at": built_at,
+            "drivers": drivers.get(customer_id),
+        }
+        old = existing.get(customer_id)
+        if old is None:
+            inserts.append(
+                {"as_of": as_of, "customer_id": customer_id, "scored_at": now, "updated_at": now, **row}
+            )
+        elif any(getattr(old, name) != row[name] for name in COMPARED):
+            updates.append({"key_customer": customer_id, "scored_at": now, "updated_at": now, **row})
+    if inserts:
+        connection.execute(risk_scores.insert(), inserts)
+    if updates:
+        statement = (
+            risk_scores.update()
+            .where(risk_scores.c.as_of == as_of, risk_scores.c.customer_id == bindparam("key_customer"))
+            .values({name: bindparam(name) for name in (*COMPARED, "scored_at", "updated_at")})
+        )
+        connection.execute(statement, updates)
+    return len(inserts) + len(updates)
+
+
+def write_states(connection: Connection, states: Mapping[str, CustomerState]) -> None:
+    """Store each customer's policy state after this scoring."""
+    if not states:
+        return
+    known = {customer_id for (customer_id,) in connection.execute(select(alert_state.c.customer_id))}
+    rows = [
+        {
+            "key_customer": customer_id,
+            "armed": state.armed,
+            "last_alert_as_of": state.last_alert_as_of,
+            "evaluated_as_of": state.evaluated_as_of,
+        }
+        for customer_id, state in states.items()
+    ]
+    new = [row for row in rows if row["key_customer"] not in known]
+    old = [row for row in rows if row["key_customer"] in known]
+    if new:
+        connection.execute(alert_state.insert(), [{"customer_id": r.pop("key_customer"), **r} for r in new])
+    if old:
+        connection.execute(
+            alert_state.update()
+            .where(alert_state.c.customer_id == bindparam("key_customer"))
+            .values(
+                armed=bindparam("armed"),
+                last_alert_as_of=bindparam("last_alert_as_of"),
+                evaluated_as_of=bindparam("evaluated_as_of"),
+            ),
+            old,
+        )
+
+
+def queue_plan(connection: Connection, plan: AlertPlan, *, now: datetime) -> None:
+    """Queue the planned alerts; a digest first, so the alerts it carries can point to it."""
+    queue_alerts(connection, plan.individual, now=now)
+    queue_alerts(connection, plan.notices, now=now)
+    for digest, carried in plan.digests:
+        digest_id = queue_alerts(connection, [digest], now=now)[digest["dedupe_key"]]
+        ids = queue_alerts(connection, [{**row, "digest_id": digest_id} for row in carried], now=now)
+        message = dict(digest["message"])
+        message["customers"] = [
+            {**entry, "alert_id": ids[row["dedupe_key"]]}
+            for entry, row in zip(message["customers"], carried, strict=True)
+        ]
+        # A digest already on its way (an earlier run of the day) is not rewritten.
+        connection.execute(
+            alerts.update()
+            .where(alerts.c.alert_id == digest_id, alerts.c.state.in_(["pending", "held"]))
+            .values(message=message)
+        )

@@ -1,0 +1,401 @@
+"""The scoring job: score every active customer with the champion, keep the risk history, queue alerts.
+
+Everything a scoring writes (scores, policy state, alerts, the run record) commits as one
+transaction, so a crash leaves either the whole scoring or none of it, and re-running the same day
+with the same model changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, func, select, text
+
+from churn.config import ProductConfig
+from churn.db import WRITES
+from churn.errors import UserFacingError
+from churn.settings import Settings
+from churn.tables import alert_state, alerts, customers, risk_scores, scoring_runs, snapshot_runs
+from features.snapshot import build_snapshots, load_snapshots
+from serving.alerting import AlertPlan, CustomerFacts, plan_alerts
+from serving.freshness import SourceFreshness, source_freshness
+from serving.outbox import AlertKind, AlertState
+from serving.policy import CustomerState, Decision, decide_day, lowest_recent_risk
+from serving.score_store import queue_plan, write_scores, write_states
+from training.explain import explain, explain_change
+from training.model import ChurnModel
+from training.registry import load_model
+
+# Serialises scorings of the same database on PostgreSQL (SQLite's BEGIN IMMEDIATE already does).
+_SCORING_LOCK = 0x5C0E1
+
+
+class ScoringError(UserFacingError):
+    """A scoring that cannot run as asked."""
+
+
+@dataclass(frozen=True)
+class ScoringSummary:
+    """What one scoring did, in the numbers a CS lead and an operator look at."""
+
+    as_of: date
+    model_version: str
+    customers: int
+    tiers: dict[str, int]
+    changed: int
+    alerts: dict[str, int]
+    alerted: list[dict[str, Any]]
+    stale: list[SourceFreshness]
+    seconds: float
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "model_version": self.model_version,
+            "customers": self.customers,
+            "tiers": self.tiers,
+            "scores_changed": self.changed,
+            "alerts": self.alerts,
+            "alerted": self.alerted,
+            "stale_sources": [f.as_dict() for f in self.stale],
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def refresh_and_score(
+    engine: Engine,
+    settings: Settings,
+    config: ProductConfig,
+    *,
+    now: datetime,
+    as_of: date | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ScoringSummary:
+    """Build the day's feature snapshot if it is not built yet, then score it (the daily job)."""
+    day = as_of or now.date()
+    say = on_progress or (lambda _message: None)
+    say(f"building the feature snapshot of {day}")
+    build_snapshots(engine, [day], config.features, now=now)
+    return score_day(engine, settings, config, as_of=day, now=now, on_progress=say)
+
+
+def score_day(
+    engine: Engine,
+    settings: Settings,
+    config: ProductConfig,
+    *,
+    as_of: date,
+    now: datetime,
+    model: tuple[ChurnModel, str, str] | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> ScoringSummary:
+    """Score the snapshot of ``as_of`` with the champion (or ``model``), store it and queue its alerts."""
+    say = on_progress or (lambda _message: None)
+    started = time.perf_counter()
+    stages: dict[str, float] = {}
+    say("loading the champion model")
+    churn_model, version, run_id = model or load_model(settings)
+
+    clock = time.perf_counter()
+    say(f"reading the features of {as_of}")
+    with engine.connect() as connection:
+        built_at = _snapshot_built_at(connection, as_of)
+        features = load_snapshots(connection, [as_of])
+        history = _risk_history(connection, as_of, _history_days(config))
+        freshness = source_freshness(connection, as_of, config.alerts.stale_after_days)
+    stages["read"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    say(f"scoring {len(features):,} customers with model version {version}")
+    scores = features[["customer_id"]].copy()
+    scores["risk"] = churn_model.predict_risk(features) if len(features) else np.array([])
+    scores["tier"] = _tiers(scores["risk"].to_numpy(), config)
+    stages["predict"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    with engine.connect() as connection:
+        states = _states(connection)
+    risk = dict(zip(scores["customer_id"], scores["risk"], strict=True))
+    lows = lowest_recent_risk(history, as_of, config.alerts.jump.within_days) if config.alerts.jump else None
+    decisions, new_states = decide_day(as_of, risk, states, config.alerts, lows)
+    explained = set(scores.loc[scores["tier"] == "high", "customer_id"]) | {d.customer_id for d in decisions}
+    say(f"explaining {len(explained):,} high-risk and alerted customers")
+    drivers = _drivers(churn_model, features, explained, config.scoring.top_drivers)
+    stages["explain"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    with engine.connect() as connection:
+        facts = _facts(connection, churn_model, features, scores, history, drivers, decisions, as_of, config)
+    stages["facts"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    say("saving scores and queuing alerts")
+    with engine.connect().execution_options(**WRITES) as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCORING_LOCK})
+        # Another scoring of the same day may have committed since the states were read: its
+        # decisions stand, and this run decides only for customers whose state is unchanged.
+        fresh = _states(connection)
+        decisions = [d for d in decisions if fresh.get(d.customer_id) == states.get(d.customer_id)]
+        new_states = {c: s for c, s in new_states.items() if fresh.get(c) == states.get(c)}
+        plan = plan_alerts(
+            decisions,
+            facts,
+            as_of=as_of,
+            model_version=version,
+            policy=config.alerts,
+            freshness=freshness,
+            already_sent=_sent_today(connection, as_of),
+        )
+        changed = write_scores(
+            connection,
+            scores,
+            as_of=as_of,
+            model_version=version,
+            built_at=built_at,
+            now=now,
+            drivers=drivers,
+        )
+        write_states(connection, new_states)
+        queue_plan(connection, plan, now=now)
+        _record_run(
+            connection,
+            as_of,
+            version,
+            run_id,
+            built_at,
+            now,
+            len(scores),
+            plan,
+            time.perf_counter() - started,
+        )
+    stages["write"] = time.perf_counter() - clock
+    return _summary(
+        as_of, version, scores, changed, plan, facts, freshness, time.perf_counter() - started, stages
+    )
+
+
+def _history_days(config: ProductConfig) -> int:
+    jump = config.alerts.jump.within_days if config.alerts.jump else 0
+    return 2 * max(config.alerts.change_window_days, jump)
+
+
+def _snapshot_built_at(connection: Connection, as_of: date) -> datetime:
+    built_at = connection.execute(
+        select(snapshot_runs.c.built_at).where(snapshot_runs.c.as_of == as_of)
+    ).scalar()
+    if built_at is None:
+        raise ScoringError(
+            f"no feature snapshot as of {as_of}: run `churn features build --as-of {as_of}` first "
+            "(`churn score` builds today's itself)"
+        )
+    return built_at
+
+
+def _risk_history(connection: Connection, as_of: date, days: int) -> pd.DataFrame:
+    query = select(risk_scores.c.customer_id, risk_scores.c.as_of, risk_scores.c.risk).where(
+        risk_scores.c.as_of >= as_of - timedelta(days=days), risk_scores.c.as_of < as_of
+    )
+    return pd.DataFrame(connection.execute(query).all(), columns=["customer_id", "as_of", "risk"])
+
+
+def _states(connection: Connection) -> dict[str, CustomerState]:
+    rows = connection.execute(select(alert_state)).all()
+    return {
+        row.customer_id: CustomerState(row.armed, row.last_alert_as_of, row.evaluated_as_of) for row in rows
+    }
+
+
+def _tiers(risk: np.ndarray, config: ProductConfig) -> np.ndarray:
+    tiers = np.full(len(risk), "low", dtype=object)
+    tiers[risk >= config.scoring.medium_risk] = "medium"
+    tiers[risk >= config.scoring.high_risk] = "high"
+    return tiers
+
+
+def _drivers(
+    model: ChurnModel, features: pd.DataFrame, wanted: set[str], top: int
+) -> dict[str, dict[str, Any]]:
+    rows = features[features["customer_id"].isin(wanted)]
+    return {
+        customer_id: explanation.as_dict()
+        for customer_id, explanation in zip(rows["customer_id"], explain(model, rows, top=top), strict=True)
+    }
+
+
+def _facts(
+    connection: Connection,
+    model: ChurnModel,
+    features: pd.DataFrame,
+    scores: pd.DataFrame,
+    history: pd.DataFrame,
+    drivers: dict[str, dict[str, Any]],
+    decisions: list[Decision],
+    as_of: date,
+    config: ProductConfig,
+) -> dict[str, CustomerFacts]:
+    """The account facts and the change since the comparison scoring, for the customers who alert."""
+    wanted = [d.customer_id for d in decisions]
+    if not wanted:
+        return {}
+    accounts = {
+        row.customer_id: row
+        for row in connection.execute(
+            select(
+                customers.c.customer_id, customers.c.name, customers.c.segment, customers.c.owner_email
+            ).where(customers.c.customer_id.in_(wanted))
+        )
+    }
+    compared = _comparison_points(history, wanted, as_of, config.alerts.change_window_days)
+    current = features.set_index("customer_id", drop=False)
+    tier = dict(zip(scores["customer_id"], scores["tier"], strict=True))
+    change = _change_drivers(connection, model, current, compared, config.scoring.top_drivers)
+    facts = {}
+    for customer_id in wanted:
+        account = accounts.get(customer_id)
+        row = current.loc[customer_id]
+        previous = compared.get(customer_id)
+        facts[customer_id] = CustomerFacts(
+            customer_id=customer_id,
+            name=account.name if account else None,
+            segment=account.segment if account else None,
+            owner_email=account.owner_email if account else None,
+            tier=str(tier[customer_id]),
+            mrr=_number(row.get("mrr")),
+            days_to_renewal=_number(row.get("days_to_renewal")),
+            previous_risk=previous[1] if previous else None,
+            previous_as_of=previous[0] if previous else None,
+            drivers=drivers.get(customer_id, {}),
+            change_drivers=change.get(customer_id, []),
+        )
+    return facts
+
+
+def _comparison_points(
+    history: pd.DataFrame, wanted: list[str], as_of: date, window_days: int
+) -> dict[str, tuple[date, float]]:
+    """Per customer, the scoring to compare with: the latest ``window_days`` or more before, else the last."""
+    if history.empty:
+        return {}
+    rows = history[history["customer_id"].isin(wanted)].sort_values(["customer_id", "as_of"])
+    cutoff = as_of - timedelta(days=window_days)
+    points = {}
+    for customer_id, group in rows.groupby("customer_id", sort=False):
+        old_enough = group[group["as_of"] <= cutoff]
+        pick = old_enough.iloc[-1] if len(old_enough) else group.iloc[-1]
+        points[str(customer_id)] = (pick["as_of"], float(pick["risk"]))
+    return points
+
+
+def _change_drivers(
+    connection: Connection,
+    model: ChurnModel,
+    current: pd.DataFrame,
+    compared: dict[str, tuple[date, float]],
+    top: int,
+) -> dict[str, list[dict[str, Any]]]:
+    by_day: dict[date, list[str]] = {}
+    for customer_id, (day, _risk) in compared.items():
+        by_day.setdefault(day, []).append(customer_id)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for day, ids in by_day.items():
+        before = load_snapshots(connection, [day], ids)
+        if before.empty:
+            continue
+        after = current.loc[before["customer_id"]].reset_index(drop=True)
+        for customer_id, drivers in zip(
+            before["customer_id"], explain_change(model, after, before, top), strict=True
+        ):
+            found[customer_id] = [d.as_dict() for d in drivers]
+    return found
+
+
+def _number(value: object) -> float | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or pd.isna(value):
+        return None
+    return float(value)
+
+
+def _sent_today(connection: Connection, as_of: date) -> dict[str, int]:
+    """Per owner, the alerts of this day already queued on their own (they count against the cap)."""
+    query = (
+        select(alerts.c.owner_email, func.count())
+        .where(
+            alerts.c.as_of == as_of,
+            alerts.c.kind.in_([AlertKind.THRESHOLD.value, AlertKind.JUMP.value]),
+            alerts.c.state.notin_([AlertState.DIGESTED.value, AlertState.SUPPRESSED.value]),
+        )
+        .group_by(alerts.c.owner_email)
+    )
+    return {owner or "": count for owner, count in connection.execute(query)}
+
+
+def _record_run(
+    connection: Connection,
+    as_of: date,
+    version: str,
+    run_id: str,
+    built_at: datetime,
+    now: datetime,
+    customers_scored: int,
+    plan: AlertPlan,
+    seconds: float,
+) -> None:
+    existing = connection.execute(select(scoring_runs).where(scoring_runs.c.as_of == as_of)).first()
+    held = sum(1 for row in plan.individual if row["state"] == AlertState.HELD.value)
+    values = {
+        "model_version": version,
+        "model_run_id": run_id,
+        "snapshot_built_at": built_at,
+        "scored_at": now,
+        "customers": customers_scored,
+        "alerts": plan.count,
+        "held": held,
+        "seconds": seconds,
+    }
+    if existing is None:
+        connection.execute(scoring_runs.insert().values(as_of=as_of, **values))
+    elif (existing.model_version, existing.snapshot_built_at) != (version, built_at) or plan.count:
+        connection.execute(scoring_runs.update().where(scoring_runs.c.as_of == as_of).values(**values))
+
+
+def _summary(
+    as_of: date,
+    version: str,
+    scores: pd.DataFrame,
+    changed: int,
+    plan: AlertPlan,
+    facts: dict[str, CustomerFacts],
+    freshness: list[SourceFreshness],
+    seconds: float,
+    stages: dict[str, float],
+) -> ScoringSummary:
+    rows = [*plan.individual, *(row for _, carried in plan.digests for row in carried)]
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    alerted = [
+        {
+            "customer_id": row["customer_id"],
+            "name": facts[row["customer_id"]].name,
+            "kind": row["kind"],
+            "risk": round(row["risk"], 4),
+            "previous_risk": row["previous_risk"],
+            "owner_email": row["owner_email"],
+            "channel": row["channel"],
+            "state": row["state"],
+        }
+        for row in sorted(rows, key=lambda r: -r["risk"])
+    ]
+    tiers = {tier: int((scores["tier"] == tier).sum()) for tier in ("high", "medium", "low")}
+    stale = [f for f in freshness if f.stale]
+    return ScoringSummary(
+        as_of, version, len(scores), tiers, changed, counts, alerted, stale, seconds, stages
+    )
