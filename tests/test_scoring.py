@@ -1,0 +1,225 @@
+"""The scoring job: a risk history per customer and day, alerts queued with it, and re-runs that change nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from churn.config import ProductConfig
+from churn.db import make_engine
+from churn.settings import Settings
+from churn.tables import alert_state, alerts, risk_scores, scoring_runs
+from serving.outbox import AlertState
+from serving.scoring import ScoringError, score_day
+from tests.scoring_data import copy_demo_snapshots, snapshot_days_of
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def scored_world(database_url, demo_history, demo_training):
+    """The demo's last three snapshot days in a fresh database, and a policy that alerts the riskiest tenth."""
+    days = snapshot_days_of(demo_history)[-3:]
+    copy_demo_snapshots(demo_history, database_url, days)
+    engine = make_engine(database_url)
+    model = (demo_training.model, "1", "run-1")
+    risk = demo_training.predictions["lightgbm"].to_numpy()
+    threshold = float(np.quantile(risk, 0.9))
+    config = ProductConfig.model_validate(
+        {
+            "scoring": {"high_risk": threshold, "medium_risk": threshold / 2},
+            "alerts": {
+                "threshold": threshold,
+                "rearm_below": threshold * 0.6,
+                "stale_after_days": {},
+                "daily_cap_per_owner": 50,
+                "jump": None,
+            },
+        }
+    )
+    yield engine, days, model, config
+    engine.dispose()
+
+
+def score(engine, config, model, day):
+    return score_day(engine, Settings(), config, as_of=day, now=NOW, model=model)
+
+
+def table_rows(engine, table):
+    with engine.connect() as connection:
+        return sorted(tuple(row) for row in connection.execute(select(table)))
+
+
+def test_scoring_stores_every_active_customer_with_tier_model_and_snapshot_time(scored_world):
+    engine, days, model, config = scored_world
+
+    summary = score(engine, config, model, days[-1])
+
+    with engine.connect() as connection:
+        rows = connection.execute(select(risk_scores).where(risk_scores.c.as_of == days[-1])).all()
+    assert len(rows) == summary.customers > 100
+    assert {r.model_version for r in rows} == {"1"}
+    assert all(0 < r.risk < 1 for r in rows)
+    for r in rows:
+        expected = (
+            "high"
+            if r.risk >= config.scoring.high_risk
+            else "medium"
+            if r.risk >= config.scoring.medium_risk
+            else "low"
+        )
+        assert r.tier == expected
+        # Drivers are kept for those a rep will read about, and only them.
+        assert (r.drivers is not None) == (
+            r.tier == "high" or r.customer_id in {a["customer_id"] for a in summary.alerted}
+        )
+    high = next(r for r in rows if r.tier == "high")
+    assert high.drivers["raising"][0]["sentence"]
+    assert summary.tiers["high"] == sum(r.tier == "high" for r in rows)
+
+
+def test_re_running_the_same_scoring_changes_nothing(scored_world):
+    engine, days, model, config = scored_world
+    for day in days:
+        score(engine, config, model, day)
+    before = {
+        table.name: table_rows(engine, table) for table in (risk_scores, alert_state, alerts, scoring_runs)
+    }
+
+    again = score(engine, config, model, days[-1])
+
+    assert again.changed == 0 and again.alerted == []
+    assert {
+        table.name: table_rows(engine, table) for table in (risk_scores, alert_state, alerts, scoring_runs)
+    } == before
+
+
+def test_customers_crossing_the_threshold_are_queued_once_with_their_change_and_its_drivers(scored_world):
+    engine, days, model, config = scored_world
+    first = score(engine, config, model, days[0])
+    second = score(engine, config, model, days[1])
+
+    assert first.alerted, "the riskiest tenth of the first day alert"
+    with engine.connect() as connection:
+        queued = connection.execute(select(alerts).where(alerts.c.as_of == days[1])).all()
+        first_ids = {
+            row.customer_id
+            for row in connection.execute(select(alerts.c.customer_id).where(alerts.c.as_of == days[0]))
+        }
+    assert len(queued) == len(second.alerted)
+    # Nobody who alerted on the first day alerts again on the next (hysteresis and cooldown).
+    assert not first_ids & {row.customer_id for row in queued}
+    for row in queued:
+        assert row.state == AlertState.PENDING and row.risk >= config.alerts.threshold
+        message = row.message
+        assert message["previous_risk"] is not None and message["previous_as_of"] == days[0].isoformat()
+        assert message["name"] and message["owner_email"]
+        for driver in message["change_drivers"]:
+            assert driver["effect"] > 0 and driver["sentence"] and driver["previous_sentence"]
+    assert any(row.message["change_drivers"] for row in queued)
+
+
+def test_an_owner_over_the_daily_cap_gets_one_digest_with_the_rest(scored_world):
+    engine, days, model, config = scored_world
+    capped = config.model_copy(update={"alerts": config.alerts.model_copy(update={"daily_cap_per_owner": 1})})
+
+    score(engine, capped, model, days[0])
+
+    with engine.connect() as connection:
+        rows = connection.execute(select(alerts)).all()
+    by_owner: dict[str, list] = {}
+    for row in rows:
+        by_owner.setdefault(row.owner_email, []).append(row)
+    for owner, owned in by_owner.items():
+        on_their_own = [r for r in owned if r.kind in ("threshold", "jump") and r.state == AlertState.PENDING]
+        assert len(on_their_own) <= 1, owner
+        digests = [r for r in owned if r.kind == "digest"]
+        carried = [r for r in owned if r.state == AlertState.DIGESTED]
+        assert len(digests) == (1 if carried else 0)
+        if carried:
+            assert {r.digest_id for r in carried} == {digests[0].alert_id}
+            listed = {entry["alert_id"] for entry in digests[0].message["customers"]}
+            assert listed == {r.alert_id for r in carried}
+            assert min(r.risk for r in on_their_own) >= max(r.risk for r in carried)
+
+
+def test_a_stale_source_holds_the_alerts_and_names_the_source(database_url, demo_history, demo_training):
+    days = snapshot_days_of(demo_history)[-1:]
+    copy_demo_snapshots(demo_history, database_url, days, events=False)
+    engine = make_engine(database_url)
+    config = ProductConfig.model_validate(
+        {"alerts": {"threshold": 0.01, "rearm_below": 0.005, "stale_after_days": {"events": 3}}}
+    )
+
+    summary = score(engine, config, (demo_training.model, "1", "run-1"), days[0])
+
+    assert [s.source for s in summary.stale] == ["events"]
+    with engine.connect() as connection:
+        states = {
+            row.state for row in connection.execute(select(alerts.c.state).where(alerts.c.kind != "digest"))
+        }
+        reasons = {
+            row.state_reason
+            for row in connection.execute(select(alerts.c.state_reason).where(alerts.c.state == "held"))
+        }
+    assert states <= {AlertState.HELD, AlertState.DIGESTED} and AlertState.HELD in states
+    assert reasons == {"stale data: events: no rows at all"}
+    engine.dispose()
+
+
+def test_scoring_a_day_without_a_snapshot_is_a_clear_error_and_writes_nothing(scored_world):
+    engine, days, model, config = scored_world
+    missing = days[-1].replace(day=1) if days[-1].day != 1 else days[-1].replace(day=2)
+
+    with pytest.raises(
+        ScoringError,
+        match=f"no feature snapshot as of {missing}: run `churn features build --as-of {missing}`",
+    ):
+        score(engine, config, model, missing)
+
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(risk_scores)).scalar() == 0
+
+
+@pytest.mark.slow
+def test_a_scoring_killed_at_any_moment_leaves_all_of_it_or_none_and_the_re_run_completes_it(
+    scored_world, tmp_path
+):
+    engine, days, model, config = scored_world
+    model[0].save(tmp_path / "model")
+    command = [sys.executable, "-m", "tests.scoring_child", engine.url.render_as_string(hide_password=False)]
+    command += [str(tmp_path / "model"), days[0].isoformat(), config.model_dump_json()]
+    interrupted = 0
+    for delay in np.arange(0.0, 0.8, 0.08):
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert child.stdout.readline().strip() == "scoring"  # imports done: the scoring itself starts now
+        time.sleep(delay)
+        child.kill()
+        child.wait()
+        with engine.connect() as connection:
+            runs = connection.execute(select(func.count()).select_from(scoring_runs)).scalar()
+            scores = connection.execute(select(func.count()).select_from(risk_scores)).scalar()
+            queued = connection.execute(select(func.count()).select_from(alerts)).scalar()
+        if runs == 0:
+            interrupted += 1
+            assert (scores, queued) == (0, 0), f"killed after {delay:.2f}s: a half-written scoring"
+        else:
+            break
+    assert interrupted >= 2, "no kill landed before the scoring committed"
+
+    finished = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True)
+    assert "done" in finished.stdout
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(scoring_runs)).scalar() == 1
+        risks = [row.risk for row in connection.execute(select(risk_scores.c.risk))]
+        keys = [row.dedupe_key for row in connection.execute(select(alerts.c.dedupe_key))]
+    # Every customer at or above the threshold on this first scored day alerted, once.
+    assert len(keys) == len(set(keys)) == sum(r >= config.alerts.threshold for r in risks) > 0
