@@ -5,6 +5,7 @@ Thin composition over the stage modules, so the CLI and the scheduler call the s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,12 @@ def _promote(settings: Settings, version: str, config: ProductConfig) -> Promoti
 
 
 def write_run_report(
-    settings: Settings, *, version: str | None = None, run_id: str | None = None, out: Path | None = None
+    settings: Settings,
+    *,
+    version: str | None = None,
+    run_id: str | None = None,
+    out: Path | None = None,
+    extra_sections: Sequence[str] = (),
 ) -> Path:
     """The self-contained HTML report of a model version (the champion by default) or a run."""
     if run_id is None:
@@ -115,7 +121,13 @@ def write_run_report(
     name = f"model-v{version}" if version else f"run-{run_id[:8]}"
     what = f"model version {version}" if version else f"run {run_id[:8]}"
     details = {"model version": version or "not registered", "MLflow run": run_id, "written at": _now()}
-    html = render_report(evaluation, predictions, title=f"Churn-risk {what}: evaluation", details=details)
+    html = render_report(
+        evaluation,
+        predictions,
+        title=f"Churn-risk {what}: evaluation",
+        details=details,
+        extra_sections=extra_sections,
+    )
     return write_report(out or settings.home / "reports" / f"{name}.html", html)
 
 

@@ -41,7 +41,7 @@ def evaluation_figures(evaluation: Evaluation, predictions: pd.DataFrame) -> dic
     figures = {}
     for name, drawing in draw.items():
         height = _importance_height(evaluation.importance) if name == "importance.png" else 4.8
-        figure = _figure(width=8.0 if name == "importance.png" else 6.8, height=height)
+        figure = new_figure(width=8.0 if name == "importance.png" else 6.8, height=height)
         drawing(figure.add_subplot())
         figures[name] = figure
     return figures
@@ -59,7 +59,7 @@ def figure_png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _figure(*, width: float, height: float) -> Figure:
+def new_figure(*, width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)  # attaches itself: savefig renders with Agg whatever the global backend
     return figure

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +76,13 @@ def render_report(
     title: str,
     details: dict[str, str],
     pngs: dict[str, bytes] | None = None,
+    extra_sections: Sequence[str] = (),
 ) -> str:
     """The whole training report as one HTML page with its charts embedded.
 
     ``pngs`` are the charts already drawn for this evaluation (as ``evaluation_pngs`` draws them);
-    without them they are drawn here.
+    without them they are drawn here. ``extra_sections`` are HTML fragments from later stages (the
+    alert-policy replay), placed before the reading guide.
     """
     pngs = evaluation_pngs(evaluation, predictions) if pngs is None else pngs
     images = {name: _data_uri(png) for name, png in pngs.items()}
@@ -98,6 +101,7 @@ def render_report(
         _importance_table(evaluation.importance),
         "<h2>The data</h2>",
         _dataset_table(evaluation.dataset),
+        *extra_sections,
         "<h2>How to read this</h2>",
         _how_to_read(evaluation),
     ]

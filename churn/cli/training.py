@@ -180,13 +180,15 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report's path as JSON.")] = False,
 ) -> None:
     """Write a self-contained HTML evaluation report (plots and tables) for people who do not open MLflow."""
+    from churn.cli.replay import replay_sections
     from training.job import write_run_report
 
     with user_errors():
-        settings, _ = load_context()
+        settings, config = load_context()
         if version and run:
             raise UserError("--run: give either --version or --run, not both")
-        path = write_run_report(settings, version=version, run_id=run, out=out)
+        sections = replay_sections(settings, config, version=version, run_id=run)
+        path = write_run_report(settings, version=version, run_id=run, out=out, extra_sections=sections)
         if as_json:
             _json({"report": str(path)})
         else:
@@ -202,6 +204,7 @@ def train_demo_model(
 ) -> None:
     """Build the demo's snapshot history and train, backtest and promote its first model (once)."""
     from churn.cli.features import build_with_progress
+    from churn.cli.replay import replay_sections
     from features.snapshot import snapshot_days
     from training.dataset import DatasetError
     from training.job import run_training, write_run_report
@@ -222,7 +225,8 @@ def train_demo_model(
     print_evaluation(outcome.evaluation)
     if outcome.promotion:
         print_promotion(outcome.promotion)
-    path = write_run_report(settings, version=outcome.run.version)
+    sections = replay_sections(settings, config, version=outcome.run.version, run_id=None)
+    path = write_run_report(settings, version=outcome.run.version, extra_sections=sections)
     console.print(f"Evaluation report: {path}", highlight=False)
 
 
