@@ -16,13 +16,17 @@ def replay_section(replay: Replay) -> str:
     """An HTML fragment: the policy's weekly alerts and precision, and the per-owner load."""
     o = replay.overall
     chart = base64.b64encode(figure_png(_weekly_chart(replay))).decode("ascii")
+    plural = "" if o["alerts"] == 1 else "s"
     lead = "—" if o["median_lead_days"] is None else f"{o['median_lead_days']:.0f} days"
-    summary = (
-        f"At threshold {o['threshold']:.0%}, from {o['from']} to {o['to']}, the alert policy would have sent "
-        f"<b>{o['alerts']:,} alert{'' if o['alerts'] == 1 else 's'}</b> ({o['alerts_per_week']:.1f} a week, {o['in_digests']:,} in daily "
-        f"digests). <b>{_pct(o['precision'])}</b> of alerted customers churned within {o['horizon_days']} "
-        f"days, against {_pct(o['base_rate'])} of all customers; <b>{_pct(o['recall'])}</b> of churners "
-        f"({o['churners_alerted']:,} of {o['churners']:,}) were alerted first, a median {lead} ahead."
+    summary = " ".join(
+        [
+            f"At threshold {o['threshold']:.0%}, from {o['from']} to {o['to']}, the alert policy would",
+            f"have sent <b>{o['alerts']:,} alert{plural}</b> ({o['alerts_per_week']:.1f} a week,",
+            f"{o['in_digests']:,} in daily digests). <b>{_pct(o['precision'])}</b> of alerted customers",
+            f"churned within {o['horizon_days']} days, against {_pct(o['base_rate'])} of all customers;",
+            f"<b>{_pct(o['recall'])}</b> of churners ({o['churners_alerted']:,} of {o['churners']:,})",
+            f"were alerted first, a median {lead} ahead.",
+        ]
     )
     weeks = "".join(
         f"<tr><td>{w['week']}</td><td>{w['alerts']:,}</td><td>{w['churned']:,}</td>"

@@ -63,6 +63,7 @@ def _percent(value: float | None) -> str:
 def print_replay(result: Replay, version: str | None) -> None:
     """The replay in words, then per week and per owner."""
     o = result.overall
+    plural = "" if o["alerts"] == 1 else "s"
     lead = "—" if o["median_lead_days"] is None else f"{o['median_lead_days']:.0f} days"
     console.print(
         f"Replaying the alert policy (threshold {o['threshold']:.0%}) over model version {version}'s "
@@ -70,7 +71,7 @@ def print_replay(result: Replay, version: str | None) -> None:
         highlight=False,
     )
     console.print(
-        f"  {o['alerts']:,} alert{'' if o['alerts'] == 1 else 's'} ({o['alerts_per_week']:.1f} a week; {o['in_digests']:,} of them in "
+        f"  {o['alerts']:,} alert{plural} ({o['alerts_per_week']:.1f} a week; {o['in_digests']:,} of them in "
         f"daily digests). {_percent(o['precision'])} of alerted customers churned within "
         f"{o['horizon_days']} days (against {_percent(o['base_rate'])} of all customers); "
         f"{o['churners_alerted']:,} of {o['churners']:,} churners were alerted first "
