@@ -132,21 +132,23 @@ def list_command(
 def _alerts_table(rows: Sequence[dict[str, Any]], states: Sequence[str]) -> Table:
     title = f"{len(rows)} alert(s)" + (f" ({', '.join(states)})" if states else "")
     table = Table(title=Text(title))
-    for column in ("id", "customer", "kind", "state", "risk", "channel", "attempts", "last error"):
-        table.add_column(column, justify="right" if column in ("id", "risk", "attempts") else "left")
+    for column in ("id", "customer", "kind", "state", "risk", "channel", "attempts"):
+        numeric = column in ("id", "risk", "attempts")
+        limit = 24 if column == "customer" else None
+        table.add_column(
+            column, justify="right" if numeric else "left", no_wrap=True, overflow="ellipsis", max_width=limit
+        )
+    table.add_column("last error", ratio=1, min_width=20)
     for row in rows:
-        customer = row["customer_id"] or row["owner_email"] or ""
-        if row.get("name") and row["name"] != customer:
-            customer = f"{row['name']} ({customer})" if customer else row["name"]
+        customer = row.get("name") or row["customer_id"] or row["owner_email"] or ""
         risk = f"{row['risk'] * 100:.0f}%" if row["risk"] is not None else ""
-        channel = row["channel"] + (f" -> {row['slack_channel']}" if row["slack_channel"] else "")
         table.add_row(
             str(row["alert_id"]),
             Text(customer),
             row["kind"],
             row["state"],
             risk,
-            Text(channel),
+            Text(row["channel"]),
             str(row["attempts"]),
             Text(row["last_error"] or row["state_reason"] or ""),
         )
