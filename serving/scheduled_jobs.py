@@ -40,6 +40,46 @@ class JobSpec:
     what: str = ""
 
 
+# crontab numbers weekdays from Sunday (0 or 7); APScheduler 3's cron fields number them from
+# Monday, and its from_crontab passes the numbers through, so "* * * * 1" would fire on Tuesdays.
+CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def crontab_trigger(expression: str, timezone: str) -> CronTrigger:
+    """A trigger that fires when the crontab line ``expression`` (minute hour day month weekday) would."""
+    minute, hour, day, month, weekday = expression.split()
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_crontab_weekdays(weekday),
+        timezone=timezone,
+    )
+
+
+def _crontab_weekdays(field: str) -> str:
+    """A crontab weekday field (numbers from Sunday, names, ranges, steps) as APScheduler day names."""
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        base, _, step = part.partition("/")
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            first, last = (_crontab_day(end) for end in base.split("-", 1))
+        else:
+            first = _crontab_day(base)
+            last = 6 if step else first
+        days.update(day % 7 for day in range(first, last + 1, int(step or 1)))
+    return ",".join(CRONTAB_DAYS[day] for day in sorted(days))
+
+
+def _crontab_day(token: str) -> int:
+    return CRONTAB_DAYS.index(token[:3]) if token[:3] in CRONTAB_DAYS else int(token)
+
+
 def configured_jobs(schedule: ScheduleConfig) -> list[JobSpec]:
     """The product's jobs as the config's ``schedule`` section times them."""
     zone = schedule.timezone
@@ -47,7 +87,7 @@ def configured_jobs(schedule: ScheduleConfig) -> list[JobSpec]:
         JobSpec(
             id="score",
             func="serving.scheduled_jobs:run_score",
-            trigger=CronTrigger.from_crontab(schedule.score, timezone=zone),
+            trigger=crontab_trigger(schedule.score, zone),
             schedule=f"cron {schedule.score} ({zone})",
             what="refresh today's features and score every active customer",
         ),
@@ -61,7 +101,7 @@ def configured_jobs(schedule: ScheduleConfig) -> list[JobSpec]:
         JobSpec(
             id="retrain",
             func="serving.scheduled_jobs:run_retrain",
-            trigger=CronTrigger.from_crontab(schedule.retrain, timezone=zone),
+            trigger=crontab_trigger(schedule.retrain, zone),
             schedule=f"cron {schedule.retrain} ({zone})",
             what="retrain the model and promote it if it passes the gate",
         ),

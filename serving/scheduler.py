@@ -93,6 +93,18 @@ def sync_jobs(scheduler: BackgroundScheduler, jobs: Sequence[JobSpec], schedule:
         log.info("%s: removed (no longer configured)", job_id)
 
 
+def stop_scheduler(scheduler: BackgroundScheduler) -> None:
+    """Stop starting runs and shut the scheduler down; runs in flight go on in their threads.
+
+    APScheduler 3's loop looks for due jobs once more after shutdown and, finding its executor
+    closed, moves a due job's next run time on without running it. Detaching the job store first
+    leaves that last look nothing to consume, so the run stays due for the next scheduler.
+    """
+    scheduler.pause()
+    scheduler.remove_jobstore("default")
+    scheduler.shutdown(wait=False)
+
+
 def _same_trigger(stored: BaseTrigger, wanted: BaseTrigger) -> bool:
     # str() gives the fields (cron fields, interval length) without an interval's start date.
     same_zone = str(getattr(stored, "timezone", None)) == str(getattr(wanted, "timezone", None))
@@ -226,7 +238,7 @@ def _lead_or_stand_by(
             if not leader.held():
                 lost = True
                 break
-        scheduler.shutdown(wait=False)
+        stop_scheduler(scheduler)
         if lost:
             log.warning("stepping down: no new runs until this scheduler holds the leader lock again")
             if running.wait_idle(None, stop):

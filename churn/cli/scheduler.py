@@ -87,6 +87,8 @@ def jobs(
             sys.stdout.write(json.dumps(payload, indent=2) + "\n")
             return
         console.print(_jobs_table(specs, runs, next_runs, zone))
+        for line in _details(specs, runs):
+            console.print(line, highlight=False)
 
 
 def _job_dict(spec: JobSpec, run: RunRecord | None, next_run: datetime | None) -> dict[str, Any]:
@@ -103,31 +105,33 @@ def _jobs_table(
     specs: list[JobSpec], runs: dict[str, RunRecord], next_runs: dict[str, datetime | None], zone: ZoneInfo
 ) -> Table:
     table = Table(title=f"Scheduled jobs (times in {zone.key})")
-    table.add_column("job")
+    table.add_column("job", no_wrap=True)
     table.add_column("schedule")
     table.add_column("next run", no_wrap=True)
     table.add_column("last run", no_wrap=True)
     table.add_column("outcome")
-    table.add_column("detail")
     for spec in specs:
         run = runs.get(spec.id)
-        if spec.id not in next_runs:
-            upcoming = "not scheduled"
-        else:
+        upcoming = "not scheduled"
+        if spec.id in next_runs:
             upcoming = _local(next_runs[spec.id], zone) or "paused"
         if run is None:
-            table.add_row(spec.id, spec.schedule, upcoming, "never", "", "")
+            table.add_row(spec.id, spec.schedule, upcoming, "never", "")
             continue
-        took = "" if run.seconds is None else f" ({run.seconds:.1f} s)"
-        table.add_row(
-            spec.id,
-            spec.schedule,
-            upcoming,
-            _local(run.started_at, zone) + took,
-            _outcome(run.outcome),
-            Text(run.detail or ""),
-        )
+        outcome = _outcome(run.outcome)
+        if run.seconds is not None:
+            outcome.append(f" in {run.seconds:.1f} s")
+        table.add_row(spec.id, spec.schedule, upcoming, _local(run.started_at, zone), outcome)
     return table
+
+
+def _details(specs: list[JobSpec], runs: dict[str, RunRecord]) -> list[Text]:
+    """What each job's last run said, one line each, below the table where it has room."""
+    return [
+        Text.assemble((f"{spec.id}: ", "bold"), run.detail)
+        for spec in specs
+        if (run := runs.get(spec.id)) is not None and run.detail
+    ]
 
 
 def _local(moment: datetime | None, zone: ZoneInfo) -> str:
