@@ -70,6 +70,13 @@ class DispatchSummary:
     def claimed(self) -> int:
         return self.sent + self.reconciled + self.retried + self.failed + self.skipped
 
+    def __str__(self) -> str:
+        told = (
+            f"{self.sent} sent to {self.sink}, {self.reconciled} already there, {self.retried} to retry, "
+            f"{self.failed} failed, {self.kept} still queued, in {self.seconds:.1f} s"
+        )
+        return told + (f"; stopped: {self.stopped}" if self.stopped else "")
+
 
 def claim_lease_s(delivery: DeliveryConfig) -> float:
     """How long a claim lasts: longer than the slowest post (a timeout for each retry), plus a margin."""
