@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     )
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    slack_webhook_url: SecretStr | None = Field(
+        default=None,
+        validation_alias="SLACK_WEBHOOK_URL",
+        description="Slack incoming-webhook URL, used without a bot token (no mentions, no delivery check).",
+    )
     config_path: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("CHURN_CONFIG"),

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
+from churn.cli.alerts import alerts_app
 from churn.cli.common import (
     UserError,
     console,
@@ -53,6 +54,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
+app.add_typer(alerts_app, name="alerts")
 register_model_commands(app)
 register_scoring_commands(app)
 
@@ -333,8 +335,12 @@ def show_config() -> None:
         console.print(f"  CHURN_HOME           {settings.home}")
         console.print(f"  CHURN_DATABASE_URL   {_hide_password(settings.resolved_database_url)}")
         console.print(f"  MLFLOW_TRACKING_URI  {settings.resolved_mlflow_tracking_uri}")
-        slack = "set" if settings.slack_bot_token else "not set (alerts go to the console)"
+        slack = "set" if settings.slack_bot_token else "not set"
+        webhook = "set" if settings.slack_webhook_url else "not set"
+        if not (settings.slack_bot_token or settings.slack_webhook_url):
+            webhook += " (alerts go to the console)"
         console.print(f"  SLACK_BOT_TOKEN      {slack}")
+        console.print(f"  SLACK_WEBHOOK_URL    {webhook}")
         console.print(f"  SLACK_API_URL        {settings.slack_api_url}")
         console.print(f"  CHURN_CONFIG         {settings.config_path or 'not set (defaults)'}")
         console.print("[bold]Product configuration[/bold]")

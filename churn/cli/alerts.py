@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from churn.cli.common import UserError, console, errors, load_context, open_engine, print_error, user_errors
+from churn.cli.replay import replay
 from churn.clock import utc_now
 
 if TYPE_CHECKING:
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 alerts_app = typer.Typer(
     help=(
-        "Alerts to customer-success reps: send the queued ones to Slack, list them, and retry, release "
-        "or discard the ones that are stuck."
+        "Alerts to customer-success reps: send the queued ones to Slack, list them, retry, release "
+        "or discard the ones that are stuck, and replay the alert policy over the backtest."
     ),
     no_args_is_help=True,
 )
@@ -48,7 +49,7 @@ def send(
     with user_errors():
         settings, config = load_context()
         engine = open_engine(settings)
-        to_console = settings.slack_bot_token is None and getattr(settings, "slack_webhook_url", None) is None
+        to_console = settings.slack_bot_token is None and settings.slack_webhook_url is None
         progress = Progress(
             TextColumn("Sending alerts"), BarColumn(), MofNCompleteColumn(), console=errors, transient=True
         )
@@ -200,3 +201,7 @@ def release(ids: IdsArgument = None) -> None:
 def discard(ids: IdsArgument = None) -> None:
     """Never send held alerts (they stay listed as discarded)."""
     _change(ids, "held", "discarded", "discarded")
+
+
+# The replay lives with the policy it replays (churn/cli/replay.py); it is a command of this group.
+alerts_app.command("replay")(replay)
