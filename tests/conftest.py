@@ -18,6 +18,9 @@ from churn.migrate import upgrade_database
 from churn.settings import get_settings, normalise_database_url
 from churn.tables import metadata
 
+# The fake Slack Web API server and its fixture, for every test module.
+pytest_plugins = ["tests.fake_slack"]
+
 # Each xdist worker trains models at the same time: one OpenMP thread per worker keeps LightGBM from
 # oversubscribing the cores (it busy-waits, so two workers x all cores is many times slower).
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -8,7 +8,7 @@ requests, or wait after recording a message before answering (so a dispatcher ca
 Slack accepting a message and it being marked sent). Like Slack, it refuses blocks outside Block Kit's
 limits (``invalid_blocks``) and text over 40,000 characters (``msg_too_long``).
 
-Use the ``fake_slack`` fixture (``from tests.fake_slack import fake_slack  # noqa: F401``), or
+Use the ``fake_slack`` fixture (registered for every test by ``tests/conftest.py``), or
 ``FakeSlack()`` as a context manager.
 """
 

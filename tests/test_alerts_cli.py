@@ -20,7 +20,7 @@ from churn.config import ProductConfig
 from churn.settings import get_settings
 from serving.dispatch import claim_lease_s
 from tests.alert_rows import alert_row, queue, states
-from tests.fake_slack import FakeSlack, fake_slack  # noqa: F401
+from tests.fake_slack import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def _slack(fake: FakeSlack, token: str | None = None) -> dict[str, str]:
     return {"SLACK_BOT_TOKEN": token or fake.token, "SLACK_API_URL": fake.url}
 
 
-def test_send_posts_the_due_alerts_and_shows_a_summary(alerts_cli, engine, fake_slack):  # noqa: F811
+def test_send_posts_the_due_alerts_and_shows_a_summary(alerts_cli, engine, fake_slack):
     ids = queue(engine, [alert_row("C1"), alert_row("C2")], now=datetime.now(UTC))
 
     result = alerts_cli("send", **_slack(fake_slack))
@@ -61,7 +61,7 @@ def test_send_posts_the_due_alerts_and_shows_a_summary(alerts_cli, engine, fake_
     assert {row["state"] for row in states(engine).values()} == {"sent"}
 
 
-def test_a_bad_token_is_one_clear_line_and_keeps_the_alerts(alerts_cli, engine, fake_slack):  # noqa: F811
+def test_a_bad_token_is_one_clear_line_and_keeps_the_alerts(alerts_cli, engine, fake_slack):
     queue(engine, [alert_row("C1"), alert_row("C2")], now=datetime.now(UTC))
 
     result = alerts_cli("send", **_slack(fake_slack, "xoxb-wrong"))
@@ -78,7 +78,7 @@ def test_a_bad_token_is_one_clear_line_and_keeps_the_alerts(alerts_cli, engine, 
 def test_a_failed_alert_is_listed_with_its_channel_and_retry_sends_it(
     alerts_cli,
     engine,
-    fake_slack,  # noqa: F811
+    fake_slack,
     tmp_path,
 ):
     [alert_id] = queue(engine, [alert_row("C1")], now=datetime.now(UTC))
@@ -105,7 +105,7 @@ def test_a_failed_alert_is_listed_with_its_channel_and_retry_sends_it(
     assert sent.exit_code == 0 and fake_slack.alert_ids() == [alert_id]
 
 
-def test_release_and_discard_held_alerts(alerts_cli, engine, fake_slack):  # noqa: F811
+def test_release_and_discard_held_alerts(alerts_cli, engine, fake_slack):
     released, discarded = queue(engine, [alert_row("C1", state="held"), alert_row("C2", state="held")])
 
     held = alerts_cli("list", "--held")
@@ -201,7 +201,7 @@ def _wait_for(condition, timeout_s: float = 30.0) -> None:
 def test_a_killed_dispatcher_restarted_sends_every_alert_exactly_once(
     database_url,
     engine,
-    fake_slack,  # noqa: F811
+    fake_slack,
     tmp_path,
     moment,
 ):

@@ -17,7 +17,7 @@ from churn.tables import alerts
 from serving.dispatch import claim_lease_s, dispatch_pending, list_alerts, retry_failed
 from serving.outbox import AlertKind
 from tests.alert_rows import NOW, alert_row, customer_facts, queue, states
-from tests.fake_slack import Failure, FakeSlack, fake_slack  # noqa: F401
+from tests.fake_slack import Failure, FakeSlack
 
 
 def _config(**delivery) -> ProductConfig:
@@ -45,7 +45,7 @@ def _send(engine, fake: FakeSlack, config: ProductConfig | None = None, *, now=N
     )
 
 
-def test_each_pending_alert_is_posted_once_and_marked_sent(engine, fake_slack):  # noqa: F811
+def test_each_pending_alert_is_posted_once_and_marked_sent(engine, fake_slack):
     ids = queue(engine, [alert_row(f"C{i}") for i in range(3)])
     queue(
         engine,
@@ -72,7 +72,7 @@ def test_each_pending_alert_is_posted_once_and_marked_sent(engine, fake_slack): 
     assert json.loads(buttons[0]["value"])["alert_id"] == fake_slack.messages[0].alert_id
 
 
-def test_a_429_is_waited_out_as_retry_after_says(engine, fake_slack):  # noqa: F811
+def test_a_429_is_waited_out_as_retry_after_says(engine, fake_slack):
     [alert_id] = queue(engine, [alert_row()])
     fake_slack.fail_next(Failure(429, "ratelimited", {"Retry-After": "1"}, method="chat.postMessage"))
 
@@ -83,7 +83,7 @@ def test_a_429_is_waited_out_as_retry_after_says(engine, fake_slack):  # noqa: F
     assert fake_slack.alert_ids() == [alert_id]
 
 
-def test_server_errors_then_success_send_the_alert_once(engine, fake_slack):  # noqa: F811
+def test_server_errors_then_success_send_the_alert_once(engine, fake_slack):
     [alert_id] = queue(engine, [alert_row()])
     fake_slack.fail_next(Failure(500, method="chat.postMessage"), Failure(503, method="chat.postMessage"))
 
@@ -93,7 +93,7 @@ def test_server_errors_then_success_send_the_alert_once(engine, fake_slack):  # 
     assert states(engine)[alert_id]["attempts"] == 1
 
 
-def test_slack_down_keeps_the_alert_for_a_later_pass_with_backoff(engine, fake_slack):  # noqa: F811
+def test_slack_down_keeps_the_alert_for_a_later_pass_with_backoff(engine, fake_slack):
     [alert_id] = queue(engine, [alert_row()])
     fake_slack.fail_next(*[Failure(503, method="chat.postMessage")] * 3)
 
@@ -110,7 +110,7 @@ def test_slack_down_keeps_the_alert_for_a_later_pass_with_backoff(engine, fake_s
     assert fake_slack.alert_ids() == [alert_id]
 
 
-def test_a_refused_token_stops_the_pass_and_keeps_every_alert(engine, fake_slack):  # noqa: F811
+def test_a_refused_token_stops_the_pass_and_keeps_every_alert(engine, fake_slack):
     ids = queue(engine, [alert_row(f"C{i}") for i in range(4)])
 
     summary = _send(engine, fake_slack, token="xoxb-revoked")
@@ -127,7 +127,7 @@ def test_a_refused_token_stops_the_pass_and_keeps_every_alert(engine, fake_slack
 
 def test_an_unknown_channel_fails_the_alert_naming_it_and_sends_once_the_config_is_fixed(
     engine,
-    fake_slack,  # noqa: F811
+    fake_slack,
 ):
     [alert_id] = queue(engine, [alert_row()])
     broken = ProductConfig.model_validate({"alerts": {"channels": {"cs-alerts": "#cs-alrts"}}})
@@ -146,7 +146,7 @@ def test_an_unknown_channel_fails_the_alert_naming_it_and_sends_once_the_config_
 
 def test_an_owner_unknown_to_slack_goes_to_the_fallback_channel_and_the_lookup_is_cached(
     engine,
-    fake_slack,  # noqa: F811
+    fake_slack,
 ):
     rows = [alert_row(f"C{i}", channel="cs-enterprise", owner_email="nobody@example.com") for i in range(2)]
     rows.append(alert_row("C9", channel="cs-enterprise", owner_email="csm@example.com"))
@@ -165,7 +165,7 @@ def test_an_owner_unknown_to_slack_goes_to_the_fallback_channel_and_the_lookup_i
     assert fake_slack.lookups == {"nobody@example.com": 1, "csm@example.com": 1}
 
 
-def test_the_owner_cache_expires(engine, fake_slack):  # noqa: F811
+def test_the_owner_cache_expires(engine, fake_slack):
     queue(engine, [alert_row("C1")])
     _send(engine, fake_slack)
     queue(engine, [alert_row("C2")], now=NOW + timedelta(days=8))
@@ -173,7 +173,7 @@ def test_the_owner_cache_expires(engine, fake_slack):  # noqa: F811
     assert fake_slack.lookups["csm@example.com"] == 2
 
 
-def test_repeated_failure_ends_failed_listed_and_retry_sends_it(engine, fake_slack):  # noqa: F811
+def test_repeated_failure_ends_failed_listed_and_retry_sends_it(engine, fake_slack):
     [alert_id] = queue(engine, [alert_row()])
     fake_slack.server_error_share = 1.0
     config = _config(max_attempts=2, retry_base_s=1)
@@ -191,7 +191,7 @@ def test_repeated_failure_ends_failed_listed_and_retry_sends_it(engine, fake_sla
     assert summary.sent == 1 and fake_slack.alert_ids() == [alert_id]
 
 
-def test_a_message_slack_refuses_fails_the_alert_with_the_reason(engine, fake_slack):  # noqa: F811
+def test_a_message_slack_refuses_fails_the_alert_with_the_reason(engine, fake_slack):
     [alert_id] = queue(engine, [alert_row()])
     fake_slack.fail_next(Failure(200, "invalid_blocks", method="chat.postMessage"))
 
@@ -201,7 +201,7 @@ def test_a_message_slack_refuses_fails_the_alert_with_the_reason(engine, fake_sl
     assert "invalid_blocks" in states(engine)[alert_id]["last_error"]
 
 
-def test_huge_alerts_and_digests_are_accepted_by_slack(engine, fake_slack):  # noqa: F811
+def test_huge_alerts_and_digests_are_accepted_by_slack(engine, fake_slack):
     huge = customer_facts(
         "C1",
         name="Big & <Bold> " * 1_000,
@@ -245,7 +245,7 @@ def test_without_a_token_alerts_are_printed_readably(engine, env):
 
 def test_an_alert_already_in_slack_from_a_dead_dispatcher_is_marked_sent_not_posted_again(
     engine,
-    fake_slack,  # noqa: F811
+    fake_slack,
 ):
     [alert_id] = queue(engine, [alert_row()])
     # A dispatcher claimed it, Slack took the message, and the dispatcher died before marking it.
@@ -270,7 +270,7 @@ def test_an_alert_already_in_slack_from_a_dead_dispatcher_is_marked_sent_not_pos
     assert (row["state"], row["slack_ts"]) == ("sent", fake_slack.messages[0].ts)
 
 
-def test_a_claim_that_has_not_lapsed_is_left_alone(engine, fake_slack):  # noqa: F811
+def test_a_claim_that_has_not_lapsed_is_left_alone(engine, fake_slack):
     queue(engine, [alert_row()])
     with engine.begin() as connection:
         connection.execute(
@@ -281,7 +281,7 @@ def test_a_claim_that_has_not_lapsed_is_left_alone(engine, fake_slack):  # noqa:
     assert _send(engine, fake_slack, now=NOW + lease).sent == 1
 
 
-def test_two_dispatchers_at_once_never_send_an_alert_twice(database_url, fake_slack):  # noqa: F811
+def test_two_dispatchers_at_once_never_send_an_alert_twice(database_url, fake_slack):
     engine = make_engine(database_url)
     ids = queue(engine, [alert_row(f"C{i}", channel=["cs-alerts", "ops"][i % 2]) for i in range(30)])
     fake_slack.delay_s = 0.01
@@ -305,7 +305,7 @@ def test_two_dispatchers_at_once_never_send_an_alert_twice(database_url, fake_sl
 
 
 @pytest.mark.parametrize("share", [0.2])
-def test_random_server_errors_lose_nothing_and_duplicate_nothing(engine, fake_slack, share):  # noqa: F811
+def test_random_server_errors_lose_nothing_and_duplicate_nothing(engine, fake_slack, share):
     ids = queue(engine, [alert_row(f"C{i}") for i in range(40)])
     fake_slack.server_error_share = share
     config = _config(retry_base_s=1, max_attempts=20)

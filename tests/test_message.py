@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 
 from serving.message import MAX_BLOCKS, Owner, console_rendering, slack_message
 from tests.alert_rows import customer_facts
-from tests.fake_slack import FakeSlack, block_problem, fake_slack  # noqa: F401
+from tests.fake_slack import FakeSlack, block_problem
 
 
 def _alert(facts: dict, *, kind: str = "threshold", alert_id: int = 7) -> dict:
@@ -115,7 +115,7 @@ def test_names_with_control_characters_are_escaped_in_mrkdwn():
     assert message.blocks[0]["text"]["text"].startswith("<!channel> Smith & <Sons>")
 
 
-def test_huge_data_stays_within_slacks_limits_and_slack_accepts_it(fake_slack):  # noqa: F811
+def test_huge_data_stays_within_slacks_limits_and_slack_accepts_it(fake_slack):
     facts = customer_facts(
         name="Ünïcode & <Sons> " * 800,
         change_drivers=[
@@ -135,7 +135,7 @@ def test_huge_data_stays_within_slacks_limits_and_slack_accepts_it(fake_slack): 
     _accepted(fake_slack, alert)
 
 
-def test_a_long_digest_lists_what_fits_and_says_how_many_more(fake_slack):  # noqa: F811
+def test_a_long_digest_lists_what_fits_and_says_how_many_more(fake_slack):
     customers = [
         {
             "alert_id": i,
@@ -162,7 +162,7 @@ def test_a_long_digest_lists_what_fits_and_says_how_many_more(fake_slack):  # no
     _accepted(fake_slack, alert)
 
 
-def test_a_notice_has_its_title_and_lines(fake_slack):  # noqa: F811
+def test_a_notice_has_its_title_and_lines(fake_slack):
     facts = {
         "as_of": "2024-12-01",
         "title": "Alerts held: events are stale",
