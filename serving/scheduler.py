@@ -42,6 +42,7 @@ from serving.scheduled_jobs import JobSpec
 log = logging.getLogger("churn.scheduler")
 
 CHECK_S = 5.0  # how often the leader checks its lock and a standby tries to take it
+STEP_DOWN_CHECKS = 3  # a leader that lost its lock waits this many checks before competing again
 STOP_TIMEOUT_S = 30.0  # how long a stop waits for a running job (systemd's default kill is at 90 s)
 
 
@@ -242,6 +243,8 @@ def _lead_or_stand_by(
         if lost:
             log.warning("stepping down: no new runs until this scheduler holds the leader lock again")
             if running.wait_idle(None, stop):
+                # Give a standby with a working link the first go at the lock.
+                stop.wait(STEP_DOWN_CHECKS * check_s)
                 continue
         if running.wait_idle(stop_timeout_s, give_up):
             return False

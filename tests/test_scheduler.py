@@ -17,13 +17,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import typer
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from churn.clock import utc_now
 from churn.config import ScheduleConfig
 from churn.settings import get_settings
-from serving.job_runs import last_runs, record_run, runs_of
-from serving.leader import leader_for
+from serving.job_runs import last_runs, record_run, runs_of, this_host
+from serving.leader import APPLICATION_PREFIX, leader_for
 from serving.scheduled_jobs import JobSpec, configured_jobs
 from serving.scheduler import (
     build_scheduler,
@@ -124,6 +125,51 @@ def test_two_schedulers_run_each_fire_once_and_the_standby_takes_over_a_killed_l
     fires = [int(run.started_at.timestamp()) for run in runs]  # every_s=1: the fire a run served
     assert len(set(fires)) == len(fires), "a fire ran twice"
     assert {run.outcome for run in runs} <= {"ok", "interrupted"}
+
+
+def test_a_run_cut_short_by_a_killed_leader_ends_interrupted_when_the_next_one_leads(
+    database_url, engine, processes
+):
+    first = _tick_scheduler(processes, database_url, "first", every_s=1, hold_s=60)
+    _eventually(lambda: runs_of(engine, "tick"), what="a run to start")
+    first.popen.kill()
+    first.popen.wait()
+    assert [run.outcome for run in runs_of(engine, "tick")] == ["running"]
+
+    second = _tick_scheduler(processes, database_url, "second", every_s=3600, hold_s=0)
+    _eventually(lambda: runs_of(engine, "tick")[0].outcome != "running", what="the run to be marked")
+    assert second.stop() == 0
+
+    (run,) = runs_of(engine, "tick")
+    assert (run.pid, run.outcome) == (first.pid, "interrupted")
+    assert "dead scheduler as interrupted" in second.text()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's lock has no link to lose
+def test_a_postgres_leader_cut_off_from_its_lock_steps_down_and_the_standby_leads(
+    database_url, engine, processes
+):
+    postgres_url = database_url
+    first = _tick_scheduler(processes, postgres_url, "first", every_s=1, hold_s=0.3)
+    _eventually(lambda: _finished_by(engine, first.pid) >= 1, what="the first scheduler to lead")
+    second = _tick_scheduler(processes, postgres_url, "second", every_s=1, hold_s=0.3)
+    _eventually(lambda: "standing by" in second.text(), what="the second scheduler to stand by")
+
+    with engine.begin() as connection:  # what a dropped network link does to the lock's session
+        connection.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": f"{APPLICATION_PREFIX} {this_host()} pid {first.pid}"[:63]},
+        )
+    _eventually(lambda: _finished_by(engine, second.pid) >= 2, what="the standby to take over")
+    _eventually(lambda: "standing by" in first.text(), what="the old leader to stand by")
+    assert "stepping down" in first.text()
+    assert first.stop() == 0 and second.stop() == 0
+
+    runs = sorted(runs_of(engine, "tick"), key=lambda run: run.started_at)
+    for earlier, later in pairwise(runs):
+        assert earlier.finished_at is not None and earlier.finished_at <= later.started_at, "runs overlapped"
+    fires = [int(run.started_at.timestamp()) for run in runs]
+    assert len(set(fires)) == len(fires), "a fire ran twice"
 
 
 @pytest.mark.parametrize(
