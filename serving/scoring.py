@@ -110,6 +110,7 @@ def score_day(
         features = load_snapshots(connection, [as_of])
         history = _risk_history(connection, as_of, _history_days(config))
         freshness = source_freshness(connection, as_of, config.alerts.stale_after_days)
+        alerted_before = _alerted_on(connection, as_of)
     stages["read"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -125,7 +126,10 @@ def score_day(
     risk = dict(zip(scores["customer_id"], scores["risk"], strict=True))
     lows = lowest_recent_risk(history, as_of, config.alerts.jump.within_days) if config.alerts.jump else None
     decisions, new_states = decide_day(as_of, risk, states, config.alerts, lows)
-    explained = set(scores.loc[scores["tier"] == "high", "customer_id"]) | {d.customer_id for d in decisions}
+    # Drivers for the high tier and for everyone alerted this day, by this run or an earlier one (so a
+    # re-run keeps the drivers the alert was sent with).
+    explained = set(scores.loc[scores["tier"] == "high", "customer_id"]) | alerted_before
+    explained |= {d.customer_id for d in decisions}
     say(f"explaining {len(explained):,} high-risk and alerted customers")
     drivers = _drivers(churn_model, features, explained, config.scoring.top_drivers)
     stages["explain"] = time.perf_counter() - clock
@@ -204,6 +208,11 @@ def _risk_history(connection: Connection, as_of: date, days: int) -> pd.DataFram
         risk_scores.c.as_of >= as_of - timedelta(days=days), risk_scores.c.as_of < as_of
     )
     return pd.DataFrame(connection.execute(query).all(), columns=["customer_id", "as_of", "risk"])
+
+
+def _alerted_on(connection: Connection, as_of: date) -> set[str]:
+    query = select(alerts.c.customer_id).where(alerts.c.as_of == as_of, alerts.c.customer_id.is_not(None))
+    return set(connection.execute(query).scalars())
 
 
 def _states(connection: Connection) -> dict[str, CustomerState]:
