@@ -126,7 +126,13 @@ def run_retrain() -> Run | None:
 def _score(run: Run, engine: Engine, settings: Settings, config: ProductConfig) -> None:
     from serving.scoring import refresh_and_score
 
-    run.detail = str(refresh_and_score(engine, settings, config, now=utc_now()))
+    summary = refresh_and_score(engine, settings, config, now=utc_now())
+    alerts = ", ".join(f"{count:,} {kind}" for kind, count in summary.alerts.items() if count) or "none"
+    stale = f"; stale: {', '.join(f.source for f in summary.stale)}" if summary.stale else ""
+    run.detail = (
+        f"scored {summary.customers:,} customers as of {summary.as_of} with model {summary.model_version}; "
+        f"alerts: {alerts}{stale}"
+    )
 
 
 def _dispatch(run: Run, engine: Engine, settings: Settings, config: ProductConfig) -> None:

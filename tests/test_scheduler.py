@@ -384,3 +384,10 @@ def test_crontab_weekdays_count_from_sunday_as_in_cron(line, fires):
         seen.append(after.strftime("%A %H:%M"))
         after += timedelta(seconds=1)
     assert seen == fires
+
+
+def test_scheduler_once_dispatch_on_an_empty_outbox_is_recorded_ok(database_url, engine, run_scheduler_cli):
+    result = run_scheduler_cli("scheduler", "--once", "dispatch", CHURN_DATABASE_URL=database_url)
+    assert result.exit_code == 0, result.output
+    (run,) = runs_of(engine, "dispatch")
+    assert run.outcome == "ok" and run.detail.startswith("0 sent")
