@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint format bench bench-features bench-training lock clean
+.PHONY: setup demo test lint format bench bench-features bench-training bench-scoring bench-dispatch lock clean
 
 $(BIN)/churn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ bench-features: setup  ## feature jobs on PostgreSQL, 20,000 customers (about 15
 
 bench-training: setup  ## churn train vs a bare lightgbm.train, 100,000 customers x 26 weeks (hours: 20,000 took 25 minutes; see docs/benchmarks.md)
 	$(BIN)/python -m benchmarks.training
+
+bench-scoring: setup  ## churn score on 100,000 synthetic customers vs a bare booster.predict, PostgreSQL (about 2 minutes; see docs/benchmarks.md)
+	$(BIN)/python -m benchmarks.scoring
+
+bench-dispatch: setup  ## alert dispatch against a fake Slack limited to 1 message/s per channel, clean and with 20% 5xx (about 2 minutes)
+	$(BIN)/python -m benchmarks.dispatch
 
 lock:  ## re-resolve the newest allowed versions into constraints.txt (then run make test)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -336,14 +336,12 @@ class ScheduleConfig(_Section):
     @field_validator("score", "retrain")
     @classmethod
     def _crontab(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
+        from churn.crontab import crontab_trigger
 
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            crontab_trigger(value, "UTC")
         except ValueError as exc:
-            raise ValueError(
-                f"{value!r} is not a crontab expression (minute hour day month weekday): {exc}"
-            ) from None
+            raise ValueError(f"{value!r} is not a crontab expression: {exc}") from None
         return value
 
 

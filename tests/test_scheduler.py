@@ -374,7 +374,7 @@ def test_scheduler_on_an_empty_database_says_to_upgrade(empty_database_url, run_
     ],
 )
 def test_crontab_weekdays_count_from_sunday_as_in_cron(line, fires):
-    from serving.scheduled_jobs import crontab_trigger
+    from churn.crontab import crontab_trigger
 
     trigger = crontab_trigger(line, "UTC")
     after = datetime(2026, 12, 1, 0, 0, 1, tzinfo=ZoneInfo("UTC"))  # a Tuesday

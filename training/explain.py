@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from training.model import ChurnModel
@@ -60,22 +61,22 @@ def explain(model: ChurnModel, frame: pd.DataFrame, top: int = 3) -> list[Explan
         return []
     contributions = model.contributions(frame).drop(columns="baseline")
     by_name = {f.name: f for f in model.features}
+    names = np.asarray(contributions.columns)
+    effects = contributions.to_numpy()
+    # Stable sort on the negated effect keeps ties in feature order, largest first.
+    order = np.argsort(-effects, axis=1, kind="stable")
     explanations = []
     for position in range(len(frame)):
-        row = contributions.iloc[position]
+        row, ranked = effects[position], order[position]
         values = frame.iloc[position]
-        ordered = row.sort_values(kind="stable")
-        raising = [
-            _driver(name, values.get(name), row[name], by_name)
-            for name in ordered.index[::-1]
-            if row[name] > MIN_EFFECT
-        ][:top]
-        lowering = [
-            _driver(name, values.get(name), row[name], by_name)
-            for name in ordered.index
-            if row[name] < -MIN_EFFECT
-        ][:top]
-        explanations.append(Explanation(raising, lowering))
+        raising = [i for i in ranked if row[i] > MIN_EFFECT][:top]
+        lowering = [i for i in ranked[::-1] if row[i] < -MIN_EFFECT][:top]
+        explanations.append(
+            Explanation(
+                [_driver(names[i], values.get(names[i]), row[i], by_name) for i in raising],
+                [_driver(names[i], values.get(names[i]), row[i], by_name) for i in lowering],
+            )
+        )
     return explanations
 
 

@@ -34,6 +34,7 @@ from churn.cli.common import (
     user_errors,
 )
 from churn.cli.features import features_app, show_demo_features
+from churn.cli.scheduler import register as register_scheduler_commands
 from churn.cli.scoring import register as register_scoring_commands
 from churn.cli.training import register as register_model_commands
 from churn.cli.training import train_demo_model
@@ -57,6 +58,7 @@ app.add_typer(features_app, name="features")
 app.add_typer(alerts_app, name="alerts")
 register_model_commands(app)
 register_scoring_commands(app)
+register_scheduler_commands(app)
 
 
 EntityName = Literal["customers", "subscriptions", "events", "tickets", "surveys", "cancellations"]
