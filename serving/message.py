@@ -259,7 +259,8 @@ def _digest_intro(facts: Mapping[str, Any]) -> str:
     customers = facts.get("customers") or []
     cap = facts.get("cap")
     over = f" over the daily limit of {cap} alerts" if cap else ""
-    return f"{len(customers)} more accounts crossed the risk threshold{over}:"
+    accounts = "account" if len(customers) == 1 else "accounts"
+    return f"{len(customers)} more {accounts} crossed the risk threshold{over}:"
 
 
 def _digest_line_plain(customer: Mapping[str, Any]) -> str:
@@ -310,7 +311,8 @@ def percent(value: float) -> str:
 
 
 def money(value: float) -> str:
-    return f"{float(value):,.0f}" if float(value) >= 100 else f"{float(value):,.2f}"
+    number = float(value)
+    return f"{number:,.0f}" if number >= 100 or number.is_integer() else f"{number:,.2f}"
 
 
 def _day(value: object) -> date | None:

@@ -36,6 +36,7 @@ from churn.cli.common import (
 from churn.cli.features import features_app, show_demo_features
 from churn.cli.scheduler import register as register_scheduler_commands
 from churn.cli.scoring import register as register_scoring_commands
+from churn.cli.scoring import score_demo
 from churn.cli.training import register as register_model_commands
 from churn.cli.training import train_demo_model
 from churn.clock import utc_now
@@ -280,10 +281,11 @@ def demo(
     seed: Annotated[int | None, typer.Option(help="Random seed (default from config).")] = None,
 ) -> None:
     """Run the story on the embedded default: generate the demo company, import it, build its
-    features, and train, backtest and promote the first model.
+    features, train, backtest and promote the first model, score every customer and send the alerts
+    (to the console, or to Slack when SLACK_BOT_TOKEN is set).
 
     A second run reuses the generated files, the imported rows (the import is a no-op), the feature
-    snapshots and the champion model.
+    snapshots, the champion model and the day's scores; alerts already sent are not sent again.
     """
     from churn.demo_pipeline import demo_files_match, ingest_demo
     from churn.migrate import upgrade_database
@@ -300,29 +302,32 @@ def demo(
             console.print(f"Reusing the demo company in {out}.")
         else:
             console.print(
-                f"[bold]1/5[/bold] Generating a demo company: {customers:,} customers, {months} months"
+                f"[bold]1/6[/bold] Generating a demo company: {customers:,} customers, {months} months"
             )
             _generate(out, customers=customers, months=months, seed=seed, end=end, file_format="csv")
         engine = create_engine_for(settings)
-        console.print("[bold]2/5[/bold] Creating or upgrading the database")
+        console.print("[bold]2/6[/bold] Creating or upgrading the database")
         upgrade_database(engine)
-        console.print("[bold]3/5[/bold] Importing the demo company")
+        console.print("[bold]3/6[/bold] Importing the demo company")
         options = _ingest_options(config, [], None, dry_run=False)
         with _progress(enabled=True) as track:
             summaries = ingest_demo(engine, out, options=options, now=utc_now(), on_entity=track)
         _print_summaries(summaries, as_json=False)
         console.print(_status_table(engine, entity_status(engine)))
         day = date.fromisoformat(json.loads((out / "demo.json").read_text())["end"])
-        console.print(f"[bold]4/5[/bold] Building the feature snapshot as of {day} (the end of the data)")
+        console.print(f"[bold]4/6[/bold] Building the feature snapshot as of {day} (the end of the data)")
         show_demo_features(engine, day, config)
         manifest = json.loads((out / "demo.json").read_text())
-        console.print("[bold]5/5[/bold] Training the first model on a fortnightly feature history")
+        console.print("[bold]5/6[/bold] Training the first model on a fortnightly feature history")
         train_demo_model(
             settings, config, engine, start=date.fromisoformat(manifest["window_start"]), end=day
         )
+        console.print(f"[bold]6/6[/bold] Scoring every customer as of {day} and sending the alerts")
+        score_demo(settings, config, engine, day)
         console.print(
             "Next: read docs/demo-company.md for what a model should find; `churn features show ID` "
-            "for any customer's signals; `churn ingest --help` to load your own data."
+            "for any customer's signals; `churn alerts replay` for what the alert policy would have "
+            "sent; `churn scheduler` to run it all daily; `churn ingest --help` to load your own data."
         )
 
 

@@ -64,10 +64,10 @@ def send(
                 console=console,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
-        _report(summary)
+        print_dispatch(summary)
 
 
-def _report(summary: DispatchSummary) -> None:
+def print_dispatch(summary: DispatchSummary) -> None:
     where = {"slack": "Slack", "webhook": "the Slack webhook", "console": "the console"}[summary.sink]
     table = Table(title=Text(f"Alerts sent to {where} in {summary.seconds:.1f} s"))
     for column in ("sent", "already in Slack", "retry later", "failed", "still queued"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -15,6 +15,10 @@ from churn.cli.common import DAY_FORMATS, console, load_context, open_engine, sp
 from churn.clock import utc_now
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from churn.config import ProductConfig
+    from churn.settings import Settings
     from serving.scoring import ScoringSummary
 
 
@@ -87,3 +91,19 @@ def print_scoring(summary: ScoringSummary) -> None:
     console.print(
         f"{len(summary.alerted)} alert(s): {counts}. `churn alerts send` delivers them.", highlight=False
     )
+
+
+def score_demo(settings: Settings, config: ProductConfig, engine: Engine, day: date) -> None:
+    """Score the demo's last day with its champion and send what alerts (the console without Slack)."""
+    from churn.cli.alerts import print_dispatch
+    from serving.dispatch import dispatch_pending
+    from serving.scoring import score_day
+    from training.registry import champion_version
+
+    if champion_version(settings) is None:
+        console.print("No champion model yet, so nothing to score (`churn train --promote`).")
+        return
+    with spinner(enabled=True) as say:
+        summary = score_day(engine, settings, config, as_of=day, now=utc_now(), on_progress=say)
+    print_scoring(summary)
+    print_dispatch(dispatch_pending(engine, settings, config, now=utc_now(), console=console))
