@@ -223,3 +223,23 @@ def test_a_scoring_killed_at_any_moment_leaves_all_of_it_or_none_and_the_re_run_
         keys = [row.dedupe_key for row in connection.execute(select(alerts.c.dedupe_key))]
     # Every customer at or above the threshold on this first scored day alerted, once.
     assert len(keys) == len(set(keys)) == sum(r >= config.alerts.threshold for r in risks) > 0
+
+
+def test_score_without_a_champion_or_for_a_future_day_is_one_clear_line_and_writes_nothing(
+    run_cli, env, database_url, demo_history
+):
+    day = snapshot_days_of(demo_history)[-1]
+    copy_demo_snapshots(demo_history, database_url, [day])
+
+    no_champion = run_cli("score", "--as-of", day, CHURN_DATABASE_URL=database_url)
+    future = run_cli("score", "--as-of", "2099-01-01", CHURN_DATABASE_URL=database_url)
+    bad_day = run_cli("score", "--as-of", "01/02/2026", CHURN_DATABASE_URL=database_url)
+
+    assert no_champion.exit_code == 2
+    assert "error: no champion model yet: run `churn train --promote`" in no_champion.stderr
+    assert future.exit_code == 2 and "--as-of 2099-01-01: is in the future" in future.stderr
+    assert bad_day.exit_code == 2 and "Invalid value for '--as-of'" in " ".join(bad_day.stderr.split())
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(risk_scores)).scalar() == 0
+    engine.dispose()
