@@ -7,18 +7,22 @@ One pass claims due alerts (state ``sending`` with a lease), then sends them one
   then any dispatcher may claim them again;
 - just before posting, the dispatcher renews its own claim (and fails to if another took the row), so
   two dispatchers never post the same alert;
-- an alert tried before (a lapsed claim, a timeout, a 5xx) may already be in Slack: the dispatcher looks
-  for its ``alert_id`` in the channel's message metadata first, and only marks it sent if it is there.
+- an alert tried before (a lapsed claim, a timeout, a 5xx, in an earlier pass or this one) may already
+  be in Slack: the dispatcher looks for its ``alert_id`` in the channel's message metadata first, and
+  only marks it sent if it is there.
 
-Failures keep the alert: retryable ones go back to ``pending`` with exponential backoff, permanent
-ones (an unknown channel, a message Slack refuses) become ``failed`` with the reason, and a refused
+Each channel has its own queue within the pass, served as the channel's one-message-a-second slot
+comes free, so trouble in one channel does not hold up the others. A try that fails for a reason
+worth retrying (5xx, timeout, 429) puts the alert back at the head of its channel's queue, for up to
+``TRIES_PER_PASS`` tries; then it goes back to ``pending`` with exponential backoff. Permanent failures
+(an unknown channel, a message Slack refuses) make the alert ``failed`` with the reason, and a refused
 token stops the pass with every alert still queued.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,19 +38,20 @@ from churn.db import WRITES
 from churn.settings import Settings
 from churn.tables import alerts
 from serving.outbox import AlertKind, AlertState, claim_due, mark_sent, release_claim, renew_claim
-from serving.slack import (
-    CONNECTION_RETRIES,
-    SERVER_ERROR_RETRIES,
-    DeliveryError,
-    Scope,
-    Sink,
-    lookup_owner,
-    open_sink,
-)
+from serving.slack import DeliveryError, Scope, Sink, lookup_owner, open_sink
 
 # Slack posts about one message per second per channel; faster bursts are answered with 429.
 CHANNEL_INTERVAL_S = 1.0
-# Extra room in a lease beyond the slowest possible post (timeouts x retries).
+# Tries of one alert within a pass; together they are one of its delivery.max_attempts.
+TRIES_PER_PASS = 4
+# A channel whose tries keep failing rests before the next: two failures in a row are retried at once
+# (a lone 5xx is common and costs Slack nothing), the third and later wait 0.5 s, 1 s, then 2 s.
+CHANNEL_PAUSE_AFTER = 3
+CHANNEL_PAUSE_S = 0.5
+CHANNEL_PAUSE_MAX_S = 2.0
+# Between renewing a claim and marking the alert sent there is one post, not retried inside the request;
+# the lease allows five of its timeouts and a margin, so a slow database cannot outlast it either.
+LEASE_TIMEOUTS = 5
 LEASE_MARGIN_S = 60.0
 
 
@@ -62,6 +67,7 @@ class DispatchSummary:
     skipped: int = 0  # another dispatcher took the alert over
     stopped: str | None = None  # why the pass stopped early (Slack refused the token)
     kept: int = 0  # alerts still waiting to be sent when the pass ended
+    retried_in_pass: int = 0  # failed tries given another go within the pass
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     sent_per_channel: dict[str, int] = field(default_factory=dict)
@@ -79,13 +85,20 @@ class DispatchSummary:
 
 
 def claim_lease_s(delivery: DeliveryConfig) -> float:
-    """How long a claim lasts: longer than the slowest post (a timeout for each retry), plus a margin."""
-    return LEASE_MARGIN_S + delivery.timeout_s * (2 + SERVER_ERROR_RETRIES + CONNECTION_RETRIES)
+    """How long a claim lasts: several times the slowest post (its timeout), plus a margin."""
+    return LEASE_MARGIN_S + delivery.timeout_s * LEASE_TIMEOUTS
 
 
 def retry_delay_s(delivery: DeliveryConfig, attempts: int) -> float:
     """Exponential backoff: retry_base_s, doubling with each attempt made, at most retry_max_s."""
     return min(delivery.retry_max_s, delivery.retry_base_s * 2 ** max(0, attempts - 1))
+
+
+def channel_pause_s(failures_in_a_row: int) -> float:
+    """How long a channel rests after failed tries in a row: none after a few, then doubling to a cap."""
+    if failures_in_a_row < CHANNEL_PAUSE_AFTER:
+        return 0.0
+    return min(CHANNEL_PAUSE_MAX_S, CHANNEL_PAUSE_S * 2 ** (failures_in_a_row - CHANNEL_PAUSE_AFTER))
 
 
 def dispatch_pending(
@@ -122,78 +135,105 @@ class _Pass:
         """The pass's time: the given start moved on by the time the pass has taken."""
         return self._started_at + timedelta(seconds=time.monotonic() - self._started)
 
+    def lane(self, row: dict[str, Any]) -> str:
+        """The Slack channel an alert is queued for in the pass (its configured target)."""
+        return self.config.alerts.channels.get(row["channel"], row["channel"])
+
     def run(self, limit: int, on_progress: Callable[[int, int], None] | None) -> DispatchSummary:
         with _writing(self.engine) as connection:
             now = self.clock()
             rows = claim_due(connection, now=now, claimed_until=now + self.lease, limit=limit)
         for row in rows:
             row["claimed_until"] = now + self.lease
-        queue = deque(interleave(rows))
+            row["tries"] = 0  # in this pass
+            row["maybe_posted"] = False  # a post of this pass failed in a way Slack may have taken it
+        lanes = _Lanes(self.pacer)
+        for row in rows:
+            lanes.add(self.lane(row), row)
+        done = 0
         try:
-            while queue:
-                row = queue.popleft()
-                self._deliver(row)
-                if on_progress is not None:
-                    on_progress(len(rows) - len(queue), len(rows))
-                if self.summary.stopped:
-                    break
+            while not self.summary.stopped and (turn := lanes.next()) is not None:
+                lane, row = turn
+                if self._try(lane, row, lanes):
+                    done += 1
+                    if on_progress is not None:
+                        on_progress(done, len(rows))
         finally:
-            # Alerts the pass did not get to (it stopped, or was interrupted) go back untouched.
-            for row in queue:
-                self._release(row, refund=True)
+            # Alerts the pass did not get to (it stopped, or was interrupted) go back as they were.
+            for row in lanes.drain():
+                self._release(row, refund=not row["maybe_posted"])
             self.summary.kept = count_waiting(self.engine)
             self.summary.seconds = time.monotonic() - self._started
         return self.summary
 
+    def _try(self, lane: str, row: dict[str, Any], lanes: _Lanes) -> bool:
+        """One try of an alert; False when it went back on its channel's queue for another."""
+        row["tries"] += 1
+        try:
+            self._deliver(row)
+        except DeliveryError as error:
+            if error.scope is Scope.RETRY:
+                lanes.failed(lane)  # Slack or the network in trouble, not this alert
+            if error.scope is Scope.RETRY and row["tries"] < TRIES_PER_PASS:
+                lanes.put_back(lane, row)
+                self.summary.retried_in_pass += 1
+                return False
+            self._failed(row, error)
+            return True
+        lanes.succeeded(lane)
+        return True
+
     def _deliver(self, row: dict[str, Any]) -> None:
         alert_id = row["alert_id"]
-        try:
-            owner = lookup_owner(
-                self.engine,
-                self.sink,
-                row["owner_email"] if row["kind"] != AlertKind.NOTICE else None,
-                now=self.clock(),
-                cache_days=self.delivery.owner_cache_days,
+        owner = lookup_owner(
+            self.engine,
+            self.sink,
+            row["owner_email"] if row["kind"] != AlertKind.NOTICE else None,
+            now=self.clock(),
+            cache_days=self.delivery.owner_cache_days,
+        )
+        name = row["channel"]
+        if owner.looked_up and owner.slack_user_id is None:
+            name = self.config.alerts.fallback_channel  # the owner is unknown to Slack
+        target = self.config.alerts.channels.get(name)
+        if target is None:
+            raise DeliveryError(
+                Scope.ALERT,
+                "unknown_channel_name",
+                f"channel name {name!r} is not in alerts.channels "
+                f"({', '.join(self.config.alerts.channels) or 'none'}): fix the config",
             )
-            name = row["channel"]
-            if owner.looked_up and owner.slack_user_id is None:
-                name = self.config.alerts.fallback_channel  # the owner is unknown to Slack
-            target = self.config.alerts.channels.get(name)
-            if target is None:
-                raise DeliveryError(
-                    Scope.ALERT,
-                    "unknown_channel_name",
-                    f"channel name {name!r} is not in alerts.channels "
-                    f"({', '.join(self.config.alerts.channels) or 'none'}): fix the config",
-                )
-            if row["attempts"] > 0 and self._already_posted(row, target):
-                return
-            self.pacer.wait(target)
-            now = self.clock()
-            until = now + self.lease
-            with _writing(self.engine) as connection:
-                held = renew_claim(
-                    connection,
-                    alert_id,
-                    claimed_until=row["claimed_until"],
-                    until=until,
-                    target=target,
-                    now=now,
-                )
-            if not held:
-                self.summary.skipped += 1
-                return
-            row["claimed_until"] = until
-            try:
-                posted = self.sink.post(target, row, owner)
-            finally:
-                self.pacer.posted(target)
-            with _writing(self.engine) as connection:
-                mark_sent(connection, alert_id, channel=posted.channel, ts=posted.ts, now=self.clock())
-            self.summary.sent += 1
-            self.summary.sent_per_channel[target] = self.summary.sent_per_channel.get(target, 0) + 1
+        if (row["attempts"] > 0 or row["maybe_posted"]) and self._already_posted(row, target):
+            return
+        self.pacer.wait(target)  # the fallback channel may differ from the queue's
+        now = self.clock()
+        until = now + self.lease
+        with _writing(self.engine) as connection:
+            held = renew_claim(
+                connection,
+                alert_id,
+                claimed_until=row["claimed_until"],
+                until=until,
+                target=target,
+                now=now,
+            )
+        if not held:
+            self.summary.skipped += 1
+            return
+        row["claimed_until"] = until
+        try:
+            posted = self.sink.post(target, row, owner)
         except DeliveryError as error:
-            self._failed(row, error)
+            if error.retry_after_s is not None:
+                self.pacer.hold(target, error.retry_after_s)  # a 429: Slack took nothing
+            elif error.scope is Scope.RETRY:
+                row["maybe_posted"] = True  # a 5xx or a lost answer: Slack may have taken it
+            raise
+        self.pacer.accepted(target)
+        with _writing(self.engine) as connection:
+            mark_sent(connection, alert_id, channel=posted.channel, ts=posted.ts, now=self.clock())
+        self.summary.sent += 1
+        self.summary.sent_per_channel[target] = self.summary.sent_per_channel.get(target, 0) + 1
 
     def _already_posted(self, row: dict[str, Any], target: str) -> bool:
         """Whether an earlier attempt's message is in Slack; if so the alert is marked sent."""
@@ -207,6 +247,7 @@ class _Pass:
                     mark_sent(
                         connection, row["alert_id"], channel=posted.channel, ts=posted.ts, now=self.clock()
                     )
+                self.pacer.accepted(target)  # it may have landed a moment ago, in this channel's slot
                 self.summary.reconciled += 1
                 return True
         return False
@@ -217,19 +258,21 @@ class _Pass:
         now = self.clock()
         if error.scope is Scope.TOKEN:
             self.summary.stopped = error.detail
-            self._release(row, refund=True, error=error.detail)
+            # An alert whose post may have landed keeps the attempt, so the next pass looks first.
+            self._release(row, refund=not row["maybe_posted"], error=error.detail)
             self.summary.errors.append(f"{who}: {error.detail}")
             return
+        tries = f", {row['tries']} tries" if row["tries"] > 1 else ""
         if error.scope is Scope.ALERT or attempts >= self.delivery.max_attempts:
             state, when = AlertState.FAILED, now
             message = error.detail
             if error.scope is Scope.RETRY:
-                message += f" (gave up after {attempts} attempts)"
+                message += f" (gave up after {attempts} attempts{tries})"
             self.summary.failed += 1
         else:
             state = AlertState.PENDING
             when = now + timedelta(seconds=retry_delay_s(self.delivery, attempts))
-            message = f"{error.detail} (attempt {attempts} of {self.delivery.max_attempts})"
+            message = f"{error.detail} (attempt {attempts} of {self.delivery.max_attempts}{tries})"
             self.summary.retried += 1
         with _writing(self.engine) as connection:
             release_claim(
@@ -259,34 +302,78 @@ class _Pass:
 
 
 class _Pacer:
-    """At most one post per channel per interval, counted from Slack's answer to the previous one."""
+    """At most one message per channel per interval, counted from the last one Slack accepted.
+
+    A failed post does not use the slot (Slack counts what it accepted); a 429 holds the channel for
+    as long as Retry-After says, and failed tries in a row rest it (``channel_pause_s``).
+    """
 
     def __init__(self, interval_s: float) -> None:
         self.interval_s = interval_s
         self.last: dict[str, float] = {}
+        self.held_until: dict[str, float] = {}
+
+    def free_at(self, channel: str) -> float:
+        """When (time.monotonic) the channel may be posted to next."""
+        last = self.last.get(channel)
+        paced = last + self.interval_s if last is not None else float("-inf")
+        return max(paced, self.held_until.get(channel, float("-inf")))
 
     def wait(self, channel: str) -> None:
-        if channel in self.last:
-            remaining = self.last[channel] + self.interval_s - time.monotonic()
-            if remaining > 0:
-                time.sleep(remaining)
+        remaining = self.free_at(channel) - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
 
-    def posted(self, channel: str) -> None:
+    def accepted(self, channel: str) -> None:
         self.last[channel] = time.monotonic()
 
+    def hold(self, channel: str, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        self.held_until[channel] = max(until, self.held_until.get(channel, float("-inf")))
 
-def interleave(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Alternate channels (in order within each), so pacing one channel leaves time to post to others."""
-    by_channel: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
-    for row in rows:
-        by_channel[row["channel"]].append(row)
-    ordered: list[dict[str, Any]] = []
-    while by_channel:
-        for channel in list(by_channel):
-            ordered.append(by_channel[channel].popleft())
-            if not by_channel[channel]:
-                del by_channel[channel]
-    return ordered
+
+class _Lanes:
+    """The pass's alerts, one queue per channel, each served when its channel is free, earliest first."""
+
+    def __init__(self, pacer: _Pacer) -> None:
+        self.pacer = pacer
+        self.queues: dict[str, deque[dict[str, Any]]] = {}  # in turn order: a served channel goes last
+        self.failures: dict[str, int] = {}  # failed tries in a row, per channel
+
+    def add(self, lane: str, row: dict[str, Any]) -> None:
+        self.queues.setdefault(lane, deque()).append(row)
+
+    def next(self) -> tuple[str, dict[str, Any]] | None:
+        """The alert to try next, once its channel is free (waiting for it if none is)."""
+        if not self.queues:
+            return None
+        lane = min(self.queues, key=self.pacer.free_at)  # ties: the channel served longest ago
+        self.pacer.wait(lane)
+        queue = self.queues.pop(lane)
+        row = queue.popleft()
+        if queue:
+            self.queues[lane] = queue
+        return lane, row
+
+    def put_back(self, lane: str, row: dict[str, Any]) -> None:
+        """Another try soon: at the head of its channel's queue, after the other channels' turns."""
+        queue = self.queues.pop(lane, deque())
+        queue.appendleft(row)
+        self.queues[lane] = queue
+
+    def failed(self, lane: str) -> None:
+        self.failures[lane] = self.failures.get(lane, 0) + 1
+        pause_s = channel_pause_s(self.failures[lane])
+        if pause_s:
+            self.pacer.hold(lane, pause_s)
+
+    def succeeded(self, lane: str) -> None:
+        self.failures.pop(lane, None)
+
+    def drain(self) -> list[dict[str, Any]]:
+        rows = [row for queue in self.queues.values() for row in queue]
+        self.queues.clear()
+        return rows
 
 
 @contextmanager

@@ -19,12 +19,8 @@ from urllib.error import URLError
 from rich.console import Console
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry import RetryHandler
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,10 +31,10 @@ from churn.tables import slack_users
 from serving.message import Owner, console_rendering, slack_message
 
 EVENT_TYPE = "churn_alert"  # message metadata that marks our posts and carries the alert_id
-# Few retries inside one request: a dispatch pass must not hang on one alert; the outbox retries later.
+# A request that fails is not retried inside it (the dispatcher tries the alert again in the pass and
+# keeps serving other channels meanwhile), except a lookup or history read told to wait by a 429.
 RATE_LIMIT_RETRIES = 2
-SERVER_ERROR_RETRIES = 2
-CONNECTION_RETRIES = 1
+POST_METHOD = "chat.postMessage"
 HISTORY_PAGES = 10  # how far back (x200 messages) to look for an earlier post of an alert
 
 # The bot token itself is refused (or lacks a permission every message needs): no alert can go out.
@@ -92,11 +88,12 @@ class Scope(StrEnum):
 class DeliveryError(Exception):
     """A send that did not happen, with the Slack error code and what to do about it."""
 
-    def __init__(self, scope: Scope, code: str, detail: str) -> None:
+    def __init__(self, scope: Scope, code: str, detail: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(detail)
         self.scope = scope
         self.code = code
         self.detail = detail
+        self.retry_after_s = retry_after_s  # a 429: Slack took nothing and says when to post again
 
 
 @dataclass(frozen=True)
@@ -121,13 +118,37 @@ class Sink(Protocol):
     def lookup_user(self, email: str) -> str | None: ...
 
 
+class _RateLimitUnlessPosting(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 handler (waits Retry-After), except for posts: the dispatcher paces each channel."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if request.url.split("?", 1)[0].endswith("/" + POST_METHOD):
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
+
+
 def retry_handlers() -> list[RetryHandler]:
-    """slack_sdk's own handlers: 429 waits Retry-After, 5xx and dropped connections retry briefly."""
-    return [
-        RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-        ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
-        ConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
-    ]
+    """Only a 429 on a lookup or history read is retried in the request; the dispatcher retries the rest."""
+    return [_RateLimitUnlessPosting(max_retry_count=RATE_LIMIT_RETRIES)]
+
+
+def _retry_after_s(headers: Mapping[str, Any] | None) -> float:
+    """Slack's Retry-After in seconds (1 when it is missing or unreadable)."""
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) and value else value
+            try:
+                return max(0.0, float(value))
+            except (TypeError, ValueError):
+                break
+    return 1.0
 
 
 def open_sink(settings: Settings, config: ProductConfig, *, console: Console | None = None) -> Sink:
@@ -160,7 +181,13 @@ def sending_error(exc: Exception, what: str) -> DeliveryError:
             hint = ALERT_HINTS.get(code)
             return DeliveryError(Scope.ALERT, code, f"{what}: {code}" + (f" ({hint})" if hint else ""))
         if status == 429 or code == "ratelimited":
-            return DeliveryError(Scope.RETRY, "ratelimited", f"{what}: Slack rate limit (429) persisted")
+            wait_s = _retry_after_s(exc.response.headers)
+            return DeliveryError(
+                Scope.RETRY,
+                "ratelimited",
+                f"{what}: Slack rate limit (429, retry after {wait_s:g} s)",
+                retry_after_s=wait_s,
+            )
         if status >= 500:
             return DeliveryError(Scope.RETRY, f"HTTP {status}", f"{what}: Slack server error {status}")
         return DeliveryError(Scope.RETRY, code, f"{what}: Slack answered {code}")
@@ -288,6 +315,14 @@ class WebhookSink:
             raise DeliveryError(Scope.TOKEN, code, f"Slack rejected the incoming webhook ({code})")
         if code in ALERT_ERRORS:
             raise DeliveryError(Scope.ALERT, code, f"the incoming webhook: {code}")
+        if response.status_code == 429:
+            wait_s = _retry_after_s(response.headers)
+            raise DeliveryError(
+                Scope.RETRY,
+                "ratelimited",
+                f"the incoming webhook: Slack rate limit (429, retry after {wait_s:g} s)",
+                retry_after_s=wait_s,
+            )
         raise DeliveryError(Scope.RETRY, code, f"the incoming webhook answered {response.status_code} {code}")
 
     def find_posted(self, target: str, alert_id: int, since: datetime) -> Posted | None:

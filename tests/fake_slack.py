@@ -3,9 +3,11 @@
 It speaks the methods the product uses (chat.postMessage, users.lookupByEmail, conversations.history,
 conversations.list, auth.test) with form, query or JSON bodies as slack_sdk sends them, checks the
 bearer token, records every posted message, and can be told to misbehave: answer 429 with Retry-After,
-500/503, a Slack error code, limit each channel to one message a second, fail a random share of
-requests, or wait after recording a message before answering (so a dispatcher can be killed between
-Slack accepting a message and it being marked sent). Like Slack, it refuses blocks outside Block Kit's
+500/503, a Slack error code (for one method or one channel's posts, and even after taking the message),
+limit each channel to one message a second, fail a random share of requests, or wait after recording a
+message before answering (so a dispatcher can be killed between Slack accepting a message and it being
+marked sent). Like Slack's, the per-channel limit counts only the messages it accepted: a request
+answered 5xx, 429 or a Slack error does not use up the channel's second. Like Slack, it refuses blocks outside Block Kit's
 limits (``invalid_blocks``) and text over 40,000 characters (``msg_too_long``).
 
 Use the ``fake_slack`` fixture (registered for every test by ``tests/conftest.py``), or
@@ -57,6 +59,8 @@ class Failure:
     error: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     method: str | None = None  # only for this method; None: the next request of any method
+    channel: str | None = None  # only for posts to this channel (id or #name)
+    accepted: bool = False  # a post: keep the message (as Slack sometimes does), then answer this
 
 
 class FakeSlack:
@@ -111,7 +115,7 @@ class FakeSlack:
             self.failures.extend(failures)
 
     def limit_per_channel(self, interval_s: float = 1.0) -> None:
-        """Like Slack: a second message to a channel within ``interval_s`` gets 429 Retry-After."""
+        """Like Slack: a message to a channel within ``interval_s`` of the last one it accepted gets 429."""
         self.per_channel_interval_s = interval_s
 
     def alert_ids(self) -> list[int | None]:
@@ -131,18 +135,17 @@ class FakeSlack:
             time.sleep(self.delay_s)
         with self._lock:
             self.calls[method] += 1
-            canned = next((f for f in self.failures if f.method in (None, method)), None)
+            canned = next((f for f in self.failures if self._applies(f, method, args)), None)
             if canned is not None:
                 self.failures.remove(canned)
-                if canned.status != 200:
-                    return (
-                        canned.status,
-                        canned.headers,
-                        {"ok": False, "error": canned.error or "fatal_error"},
-                    )
-                return 200, canned.headers, {"ok": False, "error": canned.error}
-            if self.server_error_share and self._random.random() < self.server_error_share:
+            elif self.server_error_share and self._random.random() < self.server_error_share:
                 return self._random.choice([500, 503]), {}, {"ok": False, "error": "internal_error"}
+        if canned is not None:
+            if canned.accepted and method == "chat.postMessage":
+                self._chat_postMessage(args)
+            if canned.status != 200:
+                return canned.status, canned.headers, {"ok": False, "error": canned.error or "fatal_error"}
+            return 200, canned.headers, {"ok": False, "error": canned.error}
         if not token:
             return 200, {}, {"ok": False, "error": "not_authed"}
         if token != self.token:
@@ -151,6 +154,14 @@ class FakeSlack:
         if handler is None:
             return 200, {}, {"ok": False, "error": "unknown_method"}
         return handler(args)
+
+    def _applies(self, failure: Failure, method: str, args: dict[str, Any]) -> bool:
+        if failure.method not in (None, method):
+            return False
+        if failure.channel is None:
+            return True
+        wanted = self.channel_id(failure.channel)
+        return method == "chat.postMessage" and self.channel_id(str(args.get("channel", ""))) == wanted
 
     def _auth_test(self, args: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         return 200, {}, {"ok": True, "team": "Test", "user": "churnbot", "user_id": "U0BOT00001"}

@@ -14,7 +14,7 @@ from churn.config import ProductConfig
 from churn.db import make_engine
 from churn.settings import Settings
 from churn.tables import alerts
-from serving.dispatch import claim_lease_s, dispatch_pending, list_alerts, retry_failed
+from serving.dispatch import TRIES_PER_PASS, claim_lease_s, dispatch_pending, list_alerts, retry_failed
 from serving.outbox import AlertKind
 from tests.alert_rows import NOW, alert_row, customer_facts, queue, states
 from tests.fake_slack import Failure, FakeSlack
@@ -90,12 +90,65 @@ def test_server_errors_then_success_send_the_alert_once(engine, fake_slack):
     summary = _send(engine, fake_slack)
 
     assert summary.sent == 1 and fake_slack.alert_ids() == [alert_id]
-    assert states(engine)[alert_id]["attempts"] == 1
+    assert states(engine)[alert_id]["attempts"] == 1  # three tries in one pass are one attempt
+
+
+@pytest.mark.parametrize(
+    ("failures", "history_looks"),
+    [
+        ([Failure(503, channel="#cs-alerts"), Failure(500, channel="#cs-alerts")], 2),
+        ([Failure(429, "ratelimited", {"Retry-After": "1"}, channel="#cs-alerts")], 0),
+    ],
+    ids=["5xx", "429"],
+)
+def test_trouble_posting_to_one_channel_does_not_hold_up_another(engine, fake_slack, failures, history_looks):
+    [troubled, *others] = queue(
+        engine,
+        [alert_row("C1", channel="cs-alerts")]
+        + [alert_row(f"E{i}", channel="cs-enterprise") for i in range(2)],
+    )
+    fake_slack.fail_next(*failures)
+
+    summary = _send(engine, fake_slack)
+
+    arrived = fake_slack.alert_ids()
+    assert sorted(arrived) == sorted([troubled, *others])  # each once, the troubled one in the same pass
+    assert arrived.index(others[0]) < arrived.index(troubled)  # the other channel went on meanwhile
+    assert summary.sent == 3 and summary.retried == 0
+    # A 5xx'd post may have landed, so the dispatcher looks before posting again; a 429 took nothing.
+    assert fake_slack.calls["conversations.history"] == history_looks
+
+
+def test_a_post_slack_kept_despite_a_5xx_is_found_and_not_posted_again(engine, fake_slack):
+    [alert_id] = queue(engine, [alert_row()])
+    fake_slack.fail_next(Failure(500, method="chat.postMessage", accepted=True))
+
+    summary = _send(engine, fake_slack)
+
+    assert (summary.sent, summary.reconciled) == (0, 1)
+    assert fake_slack.alert_ids() == [alert_id]
+    row = states(engine)[alert_id]
+    assert (row["state"], row["slack_ts"]) == ("sent", fake_slack.messages[0].ts)
+
+
+def test_a_refused_token_after_a_5xx_keeps_the_attempt_so_the_next_pass_looks_first(engine, fake_slack):
+    [alert_id] = queue(engine, [alert_row()])
+    fake_slack.fail_next(
+        Failure(503, method="chat.postMessage"), Failure(200, "invalid_auth", method="conversations.list")
+    )
+
+    stopped = _send(engine, fake_slack)
+    row = states(engine)[alert_id]
+    fixed = _send(engine, fake_slack, now=NOW + timedelta(minutes=1))
+
+    assert stopped.stopped and (row["state"], row["attempts"]) == ("pending", 1)
+    assert fixed.sent == 1 and fake_slack.calls["conversations.history"] == 1
+    assert fake_slack.alert_ids() == [alert_id]
 
 
 def test_slack_down_keeps_the_alert_for_a_later_pass_with_backoff(engine, fake_slack):
     [alert_id] = queue(engine, [alert_row()])
-    fake_slack.fail_next(*[Failure(503, method="chat.postMessage")] * 3)
+    fake_slack.fail_next(*[Failure(503, method="chat.postMessage")] * TRIES_PER_PASS)
 
     first = _send(engine, fake_slack)
     row = states(engine)[alert_id]
@@ -103,10 +156,12 @@ def test_slack_down_keeps_the_alert_for_a_later_pass_with_backoff(engine, fake_s
     later = _send(engine, fake_slack, now=NOW + timedelta(seconds=90))
 
     assert (first.retried, row["state"], row["attempts"]) == (1, "pending", 1)
-    assert "Slack server error 503" in row["last_error"] and "attempt 1 of 3" in row["last_error"]
+    assert "Slack server error 503" in row["last_error"]
+    assert f"attempt 1 of 3, {TRIES_PER_PASS} tries" in row["last_error"]
     assert row["next_attempt_at"] >= NOW + timedelta(seconds=30)
     assert too_soon.sent == 0 and later.sent == 1
-    assert fake_slack.calls["conversations.history"] == 1  # looked before sending again
+    # Looked before every post that followed a failed one, in the first pass and the later one.
+    assert fake_slack.calls["conversations.history"] == TRIES_PER_PASS
     assert fake_slack.alert_ids() == [alert_id]
 
 
