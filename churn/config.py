@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -181,6 +182,8 @@ class ScoringConfig(_Section):
 
 
 SOURCES = ("events", "tickets", "surveys", "subscriptions")
+# A channel as Slack names it: "#name" (lower case, digits, - and _) or an ID (public, private, DM).
+CHANNEL = re.compile(r"#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{8,}")
 
 
 class JumpRule(_Section):
@@ -268,7 +271,9 @@ class AlertsConfig(_Section):
     routes: list[Route] = Field(default=[], description="Routing by segment or MRR band; first match wins.")
     involuntary: InvoluntaryConfig = InvoluntaryConfig()
     stale_after_days: dict[str, int] = Field(
-        default={"events": 3, "tickets": 30, "subscriptions": 90},
+        # Only events by default: tickets, surveys and new subscriptions can be rare in a small
+        # book without anything being wrong with the feed.
+        default={"events": 3},
         description="Hold alerts when a source's newest row is older than this many days.",
     )
     operator_channel: str | None = Field(
@@ -284,6 +289,15 @@ class AlertsConfig(_Section):
     def _consistent(self) -> AlertsConfig:
         if self.rearm_below >= self.threshold:
             raise ValueError(f"rearm_below {self.rearm_below} must be below threshold {self.threshold}")
+        for name, channel in self.channels.items():
+            if not CHANNEL.fullmatch(channel):
+                raise ValueError(
+                    f"channels.{name}: {channel!r} is not a Slack channel "
+                    "(write #name or a channel ID like C0123ABCD)"
+                )
+        for i, rule in enumerate(self.routes):
+            if rule.min_mrr is not None and rule.max_mrr is not None and rule.min_mrr >= rule.max_mrr:
+                raise ValueError(f"routes[{i}]: min_mrr {rule.min_mrr} must be below max_mrr {rule.max_mrr}")
         named = [("default_channel", self.default_channel), ("fallback_channel", self.fallback_channel)]
         named += [(f"routes[{i}].channel", r.channel) for i, r in enumerate(self.routes)]
         named += [

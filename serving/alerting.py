@@ -49,6 +49,12 @@ class AlertPlan:
     def count(self) -> int:
         return len(self.individual) + sum(len(carried) for _, carried in self.digests)
 
+    @property
+    def held(self) -> int:
+        """Alerts held on stale data, on their own or in a held digest."""
+        alone = sum(row["state"] == AlertState.HELD.value for row in self.individual)
+        return alone + sum(len(c) for digest, c in self.digests if digest["state"] == AlertState.HELD.value)
+
 
 def plan_alerts(
     decisions: Sequence[Decision],
@@ -90,14 +96,14 @@ def plan_alerts(
             )
         digests.append((_digest_row(owner, carried, as_of, policy), carried))
 
-    notices = []
     if held_reason is not None:
         for row in [*individual, *(d for d, _ in digests)]:
             if row["state"] == AlertState.PENDING.value:
                 row.update(state=AlertState.HELD.value, state_reason=held_reason)
-        if policy.operator_channel is not None:
-            notices.append(_notice_row(as_of, stale, len(decisions), policy.operator_channel))
-    return AlertPlan(individual=individual, digests=digests, notices=notices)
+    plan = AlertPlan(individual=individual, digests=digests, notices=[])
+    if held_reason is not None and policy.operator_channel is not None:
+        plan.notices.append(_notice_row(as_of, stale, plan.held, policy.operator_channel))
+    return plan
 
 
 def is_involuntary(facts: CustomerFacts) -> bool:
@@ -170,18 +176,8 @@ def _alert_row(
 def _digest_row(
     owner: str, carried: list[dict[str, Any]], as_of: date, policy: AlertsConfig
 ) -> dict[str, Any]:
-    entries = [
-        {
-            "alert_id": None,  # filled in once the carried alerts have ids
-            "customer_id": row["customer_id"],
-            "name": row["message"]["name"],
-            "risk": row["message"]["risk"],
-            "previous_risk": row["message"]["previous_risk"],
-            "mrr": row["message"]["mrr"],
-            "headline": _headline(row["message"]),
-        }
-        for row in carried
-    ]
+    # Entries get their alert ids once the carried alerts are queued (serving.score_store).
+    entries = [digest_entry(None, row["message"]) for row in carried]
     # Sent where the owner's first alert would have gone: the routes are per account, a digest per owner.
     return {
         "dedupe_key": dedupe_key(AlertKind.DIGEST, as_of, owner or "unowned"),
@@ -204,6 +200,19 @@ def _digest_row(
     }
 
 
+def digest_entry(alert_id: int | None, message: dict[str, Any]) -> dict[str, Any]:
+    """One line of a digest: the account, its risk and change, and its headline reason."""
+    return {
+        "alert_id": alert_id,
+        "customer_id": message["customer_id"],
+        "name": message["name"],
+        "risk": message["risk"],
+        "previous_risk": message["previous_risk"],
+        "mrr": message["mrr"],
+        "headline": _headline(message),
+    }
+
+
 def _headline(message: dict[str, Any]) -> str | None:
     for driver in [*message["change_drivers"], *(message["drivers"].get("raising") or [])]:
         return str(driver["sentence"])
@@ -213,8 +222,9 @@ def _headline(message: dict[str, Any]) -> str | None:
 def _notice_row(as_of: date, stale: Sequence[SourceFreshness], held: int, channel: str) -> dict[str, Any]:
     lines = [f.describe() for f in stale]
     lines.append(
-        f"{held} alert(s) from the scoring of {as_of} are held, not sent: load fresh data and re-score, "
-        "or `churn alerts release` to send them anyway (`churn alerts discard` to drop them)."
+        f"{held} alert(s) from the scoring of {as_of} are held, not sent: `churn alerts release` sends "
+        "them anyway; `churn alerts discard` drops them, and their customers can alert again at the "
+        "next scoring, on fresh data."
     )
     return {
         "dedupe_key": dedupe_key(AlertKind.NOTICE, as_of, "stale-data"),

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from churn.clock import utc_now
 from churn.config import DeliveryConfig, ProductConfig
@@ -38,6 +38,7 @@ from churn.db import WRITES
 from churn.settings import Settings
 from churn.tables import alerts
 from serving.outbox import AlertKind, AlertState, claim_due, mark_sent, release_claim, renew_claim
+from serving.score_store import forget_discarded
 from serving.slack import DeliveryError, Scope, Sink, lookup_owner, open_sink
 
 # Slack posts about one message per second per channel; faster bursts are answered with 429.
@@ -203,7 +204,9 @@ class _Pass:
                 f"channel name {name!r} is not in alerts.channels "
                 f"({', '.join(self.config.alerts.channels) or 'none'}): fix the config",
             )
-        if (row["attempts"] > 0 or row["maybe_posted"]) and self._already_posted(row, target):
+        # A row that got as far as a post before (renew_claim records the target) may be in Slack
+        # already, however its attempts were counted since (`churn alerts retry` starts them afresh).
+        if (row["slack_channel"] is not None or row["maybe_posted"]) and self._already_posted(row, target):
             return
         self.pacer.wait(target)  # the fallback channel may differ from the queue's
         now = self.clock()
@@ -467,10 +470,44 @@ def release_held(engine: Engine, now: datetime, alert_ids: Sequence[int] | None 
 
 
 def discard_held(engine: Engine, now: datetime, alert_ids: Sequence[int] | None = None) -> int:
-    """Never send held alerts (kept, as discarded, for the record); returns how many."""
-    values = {
-        "state": AlertState.DISCARDED.value,
-        "updated_at": now,
-        "state_reason": func.coalesce(alerts.c.state_reason + "; ", "") + "discarded by an operator",
-    }
-    return _move(engine, from_state=AlertState.HELD, values=values, alert_ids=alert_ids)
+    """Never send held alerts (kept, as discarded, for the record); returns how many.
+
+    A discarded alert told nobody, so its customer (and those of a discarded digest) can alert again
+    at the next scoring: the policy forgets it.
+    """
+    with _writing(engine) as connection:
+        query = select(alerts.c.alert_id).where(alerts.c.state == AlertState.HELD.value)
+        if alert_ids is not None:
+            query = query.where(alerts.c.alert_id.in_(list(alert_ids)))
+        ids = list(connection.execute(query).scalars())
+        if not ids:
+            return 0
+        reason = func.coalesce(alerts.c.state_reason + "; ", "")
+        connection.execute(
+            update(alerts)
+            .where(alerts.c.alert_id.in_(ids))
+            .values(
+                state=AlertState.DISCARDED.value,
+                updated_at=now,
+                state_reason=reason + "discarded by an operator",
+            )
+        )
+        connection.execute(
+            update(alerts)
+            .where(alerts.c.digest_id.in_(ids), alerts.c.state == AlertState.DIGESTED.value)
+            .values(
+                state=AlertState.DISCARDED.value,
+                updated_at=now,
+                state_reason=reason + "its digest was discarded",
+            )
+        )
+        customers = connection.execute(
+            select(alerts.c.customer_id)
+            .where(
+                or_(alerts.c.alert_id.in_(ids), alerts.c.digest_id.in_(ids)),
+                alerts.c.customer_id.is_not(None),
+            )
+            .distinct()
+        ).scalars()
+        forget_discarded(connection, list(customers))
+    return len(ids)

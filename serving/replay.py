@@ -82,6 +82,8 @@ def replay_alerts(
         "from": days[0].isoformat(),
         "to": days[-1].isoformat(),
         "scored_days": len(days),
+        # The cadence the rules ran at: the daily cap and jumps mean less on a fortnightly backtest.
+        "days_between_scorings": float(np.median(np.diff([d.toordinal() for d in days]))),
         "customers": int(rows["customer_id"].nunique()),
         "threshold": policy.threshold,
         "alerts": len(alerts),
@@ -189,6 +191,11 @@ def _by_owner(alerts: pd.DataFrame, weeks: float) -> list[dict[str, Any]]:
         }
         for owner, row in grouped.iterrows()
     ]
+
+
+def percent(value: float | None) -> str:
+    """A share as people read it, or a dash when it could not be measured (no alerts, no churners)."""
+    return "—" if value is None else f"{value:.0%}"
 
 
 def _share(part: float, whole: float) -> float | None:

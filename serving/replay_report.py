@@ -8,7 +8,7 @@ import html
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from serving.replay import Replay
+from serving.replay import Replay, percent
 from training.plots import figure_png, new_figure
 
 
@@ -22,20 +22,20 @@ def replay_section(replay: Replay) -> str:
         [
             f"At threshold {o['threshold']:.0%}, from {o['from']} to {o['to']}, the alert policy would",
             f"have sent <b>{o['alerts']:,} alert{plural}</b> ({o['alerts_per_week']:.1f} a week,",
-            f"{o['in_digests']:,} in daily digests). <b>{_pct(o['precision'])}</b> of alerted customers",
-            f"churned within {o['horizon_days']} days, against {_pct(o['base_rate'])} of all customers;",
-            f"<b>{_pct(o['recall'])}</b> of churners ({o['churners_alerted']:,} of {o['churners']:,})",
+            f"{o['in_digests']:,} in daily digests). <b>{percent(o['precision'])}</b> of alerted customers",
+            f"churned within {o['horizon_days']} days, against {percent(o['base_rate'])} of all customers;",
+            f"<b>{percent(o['recall'])}</b> of churners ({o['churners_alerted']:,} of {o['churners']:,})",
             f"were alerted first, a median {lead} ahead.",
         ]
     )
     weeks = "".join(
         f"<tr><td>{w['week']}</td><td>{w['alerts']:,}</td><td>{w['churned']:,}</td>"
-        f"<td>{_pct(w['precision'])}</td></tr>"
+        f"<td>{percent(w['precision'])}</td></tr>"
         for w in replay.by_week
     )
     owners = "".join(
         f"<tr><td>{html.escape(r['owner'])}</td><td>{r['alerts']:,}</td><td>{r['alerts_per_week']:.1f}</td>"
-        f"<td>{r['churned']:,}</td><td>{_pct(r['precision'])}</td></tr>"
+        f"<td>{r['churned']:,}</td><td>{percent(r['precision'])}</td></tr>"
         for r in replay.by_owner
     )
     return "\n".join(
@@ -75,7 +75,3 @@ def _weekly_chart(replay: Replay) -> Figure:
     share.set_ylim(0, max([base, *known, 0.05]) * 1.2)
     share.legend(loc="upper left", fontsize=8)
     return figure
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"

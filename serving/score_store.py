@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 
 from churn.tables import alert_state, alerts, risk_scores
-from serving.alerting import AlertPlan
-from serving.outbox import queue_alerts
+from serving.alerting import AlertPlan, digest_entry
+from serving.outbox import AlertKind, AlertState, queue_alerts
 from serving.policy import CustomerState
 
 COMPARED = ("risk", "tier", "model_version", "snapshot_built_at", "drivers")
@@ -95,21 +95,53 @@ def write_states(connection: Connection, states: Mapping[str, CustomerState]) ->
         )
 
 
+def forget_discarded(connection: Connection, customer_ids: Sequence[str]) -> None:
+    """Re-arm customers whose alerts were discarded unsent; their last alert is the last one not discarded."""
+    for customer_id in customer_ids:
+        last = connection.execute(
+            select(func.max(alerts.c.as_of)).where(
+                alerts.c.customer_id == customer_id,
+                alerts.c.kind.in_([AlertKind.THRESHOLD.value, AlertKind.JUMP.value]),
+                alerts.c.state != AlertState.DISCARDED.value,
+            )
+        ).scalar()
+        connection.execute(
+            alert_state.update()
+            .where(alert_state.c.customer_id == customer_id)
+            .values(armed=True, last_alert_as_of=last)
+        )
+
+
 def queue_plan(connection: Connection, plan: AlertPlan, *, now: datetime) -> None:
     """Queue the planned alerts; a digest first, so the alerts it carries can point to it."""
     queue_alerts(connection, plan.individual, now=now)
     queue_alerts(connection, plan.notices, now=now)
     for digest, carried in plan.digests:
-        digest_id = queue_alerts(connection, [digest], now=now)[digest["dedupe_key"]]
-        ids = queue_alerts(connection, [{**row, "digest_id": digest_id} for row in carried], now=now)
-        message = dict(digest["message"])
-        message["customers"] = [
-            {**entry, "alert_id": ids[row["dedupe_key"]]}
-            for entry, row in zip(message["customers"], carried, strict=True)
-        ]
-        # A digest already on its way (an earlier run of the day) is not rewritten.
-        connection.execute(
-            alerts.update()
-            .where(alerts.c.alert_id == digest_id, alerts.c.state.in_(["pending", "held"]))
-            .values(message=message)
-        )
+        digest_id = _open_digest(connection, digest, now=now)
+        queue_alerts(connection, [{**row, "digest_id": digest_id} for row in carried], now=now)
+        # The digest lists everything it carries, including alerts an earlier run of the day put in it.
+        rows = connection.execute(
+            select(alerts.c.alert_id, alerts.c.message)
+            .where(alerts.c.digest_id == digest_id)
+            .order_by(alerts.c.risk.desc(), alerts.c.alert_id)
+        ).all()
+        message = {
+            **digest["message"],
+            "customers": [digest_entry(row.alert_id, row.message) for row in rows],
+        }
+        connection.execute(alerts.update().where(alerts.c.alert_id == digest_id).values(message=message))
+
+
+def _open_digest(connection: Connection, digest: dict[str, Any], *, now: datetime) -> int:
+    """The owner's digest of the day that has not gone out yet, or a new one after those that have."""
+    key = digest["dedupe_key"]
+    earlier = connection.execute(
+        select(alerts.c.alert_id, alerts.c.state)
+        .where(or_(alerts.c.dedupe_key == key, alerts.c.dedupe_key.like(f"{key}#%")))
+        .order_by(alerts.c.alert_id)
+    ).all()
+    for row in earlier:
+        if row.state in (AlertState.PENDING.value, AlertState.HELD.value):
+            return row.alert_id
+    fresh = {**digest, "dedupe_key": f"{key}#{len(earlier) + 1}" if earlier else key}
+    return queue_alerts(connection, [fresh], now=now)[fresh["dedupe_key"]]

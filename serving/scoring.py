@@ -108,7 +108,7 @@ def score_day(
     with engine.connect() as connection:
         built_at = _snapshot_built_at(connection, as_of)
         features = load_snapshots(connection, [as_of])
-        history = _risk_history(connection, as_of, _history_days(config))
+        history = _risk_history(connection, as_of, _history_days(config), version)
         freshness = source_freshness(connection, as_of, config.alerts.stale_after_days)
         alerted_before = _alerted_on(connection, as_of)
     stages["read"] = time.perf_counter() - clock
@@ -203,9 +203,13 @@ def _snapshot_built_at(connection: Connection, as_of: date) -> datetime:
     return built_at
 
 
-def _risk_history(connection: Connection, as_of: date, days: int) -> pd.DataFrame:
+def _risk_history(connection: Connection, as_of: date, days: int, model_version: str) -> pd.DataFrame:
+    """Earlier risks by the same model: a jump or a change across a retrain would be the model's, not
+    the customer's (after a promotion the history starts again)."""
     query = select(risk_scores.c.customer_id, risk_scores.c.as_of, risk_scores.c.risk).where(
-        risk_scores.c.as_of >= as_of - timedelta(days=days), risk_scores.c.as_of < as_of
+        risk_scores.c.as_of >= as_of - timedelta(days=days),
+        risk_scores.c.as_of < as_of,
+        risk_scores.c.model_version == model_version,
     )
     return pd.DataFrame(connection.execute(query).all(), columns=["customer_id", "as_of", "risk"])
 
@@ -339,7 +343,15 @@ def _sent_today(connection: Connection, as_of: date) -> dict[str, int]:
         .where(
             alerts.c.as_of == as_of,
             alerts.c.kind.in_([AlertKind.THRESHOLD.value, AlertKind.JUMP.value]),
-            alerts.c.state.notin_([AlertState.DIGESTED.value, AlertState.SUPPRESSED.value]),
+            # What the owner was (or will be) sent: not digested, suppressed, held or discarded ones.
+            alerts.c.state.in_(
+                [
+                    AlertState.PENDING.value,
+                    AlertState.SENDING.value,
+                    AlertState.SENT.value,
+                    AlertState.FAILED.value,
+                ]
+            ),
         )
         .group_by(alerts.c.owner_email)
     )
@@ -358,7 +370,6 @@ def _record_run(
     seconds: float,
 ) -> None:
     existing = connection.execute(select(scoring_runs).where(scoring_runs.c.as_of == as_of)).first()
-    held = sum(1 for row in plan.individual if row["state"] == AlertState.HELD.value)
     values = {
         "model_version": version,
         "model_run_id": run_id,
@@ -366,7 +377,7 @@ def _record_run(
         "scored_at": now,
         "customers": customers_scored,
         "alerts": plan.count,
-        "held": held,
+        "held": plan.held,
         "seconds": seconds,
     }
     if existing is None:

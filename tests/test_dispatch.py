@@ -372,3 +372,22 @@ def test_random_server_errors_lose_nothing_and_duplicate_nothing(engine, fake_sl
 
     assert sorted(fake_slack.alert_ids()) == ids
     assert {row["state"] for row in states(engine).values()} == {"sent"}
+
+
+def test_retrying_a_failed_alert_slack_had_taken_looks_before_posting_again(engine, fake_slack):
+    [alert_id] = queue(engine, [alert_row()])
+    once = _config(max_attempts=1)
+    fake_slack.fail_next(
+        Failure(500, method="chat.postMessage", accepted=True),
+        *[Failure(500, method="conversations.history")] * (TRIES_PER_PASS + 1),
+    )
+    _send(engine, fake_slack, once)
+    failed = states(engine)[alert_id]["state"]
+    fake_slack.failures.clear()
+
+    retry_failed(engine, NOW, [alert_id])
+    _send(engine, fake_slack, once, now=NOW + timedelta(minutes=5))
+
+    assert failed == "failed"
+    assert fake_slack.alert_ids() == [alert_id]
+    assert states(engine)[alert_id]["state"] == "sent"

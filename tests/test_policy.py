@@ -110,7 +110,7 @@ def facts(customer_id: str, **values) -> CustomerFacts:
 
 def test_routing_by_segment_and_mrr_band_first_match_wins():
     policy = AlertsConfig(
-        channels={"cs-alerts": "#cs-alerts", "ent": "#cs-enterprise", "big": "C0BIG"},
+        channels={"cs-alerts": "#cs-alerts", "ent": "#cs-enterprise", "big": "C0BIGACCT1"},
         routes=[Route(channel="ent", segment="enterprise"), Route(channel="big", min_mrr=5000)],
     )
     assert route(facts("C1", segment="Enterprise", mrr=9000.0), policy) == "ent"
@@ -193,6 +193,11 @@ def test_the_replay_warm_start_does_not_count_customers_already_at_risk():
         ({"routes": [{"channel": "vip"}]}, "routes[0].channel: unknown channel name 'vip'"),
         ({"default_channel": "nowhere"}, "default_channel: unknown channel name 'nowhere'"),
         ({"stale_after_days": {"logins": 2}}, "unknown source 'logins'"),
+        ({"channels": {"cs-alerts": "cs alerts"}}, "channels.cs-alerts: 'cs alerts' is not a Slack channel"),
+        (
+            {"routes": [{"channel": "cs-alerts", "min_mrr": 500, "max_mrr": 100}]},
+            "min_mrr 500.0 must be below",
+        ),
         ({"crm_url_template": "https://crm/{account}"}, "the only placeholder allowed is {customer_id}"),
     ],
 )

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from churn.config import ProductConfig
+from churn.config import JumpRule, ProductConfig
 from churn.db import make_engine
 from churn.settings import Settings
 from churn.tables import alert_state, alerts, risk_scores, scoring_runs
+from serving.dispatch import discard_held
 from serving.outbox import AlertState
 from serving.scoring import ScoringError, score_day
 from tests.scoring_data import copy_demo_snapshots, snapshot_days_of
@@ -198,7 +199,9 @@ def test_a_scoring_killed_at_any_moment_leaves_all_of_it_or_none_and_the_re_run_
     command = [sys.executable, "-m", "tests.scoring_child", engine.url.render_as_string(hide_password=False)]
     command += [str(tmp_path / "model"), days[0].isoformat(), config.model_dump_json()]
     interrupted = 0
-    for delay in np.arange(0.0, 0.8, 0.08):
+    # Doubling delays: the first kills land before the commit whatever the machine's speed, the later
+    # ones inside the work, until one run gets to finish.
+    for delay in [0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12]:
         child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert child.stdout.readline().strip() == "scoring"  # imports done: the scoring itself starts now
         time.sleep(delay)
@@ -243,3 +246,88 @@ def test_score_without_a_champion_or_for_a_future_day_is_one_clear_line_and_writ
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(risk_scores)).scalar() == 0
     engine.dispose()
+
+
+def test_discarded_held_alerts_let_their_customers_alert_at_the_next_scoring(
+    database_url, demo_history, demo_training
+):
+    days = snapshot_days_of(demo_history)[-2:]
+    copy_demo_snapshots(demo_history, database_url, days, events=False)
+    engine = make_engine(database_url)
+    model = (demo_training.model, "1", "run-1")
+    policy = {"threshold": 0.05, "rearm_below": 0.01, "jump": None, "daily_cap_per_owner": 500}
+    stale = ProductConfig.model_validate({"alerts": {**policy, "stale_after_days": {"events": 3}}})
+    fresh = ProductConfig.model_validate({"alerts": {**policy, "stale_after_days": {}}})
+
+    held = {a["customer_id"] for a in score(engine, stale, model, days[0]).alerted if a["state"] == "held"}
+    discard_held(engine, NOW)
+    again = {a["customer_id"] for a in score(engine, fresh, model, days[1]).alerted}
+
+    with engine.connect() as connection:
+        still_high = {
+            row.customer_id
+            for row in connection.execute(
+                select(risk_scores.c.customer_id).where(
+                    risk_scores.c.as_of == days[1], risk_scores.c.risk >= 0.05
+                )
+            )
+        }
+    assert held and (held & still_high) and (held & still_high) <= again
+    engine.dispose()
+
+
+def test_a_new_champion_is_not_compared_with_the_old_models_risks(scored_world):
+    engine, days, model, config = scored_world
+    jumpy = config.model_copy(
+        update={"alerts": config.alerts.model_copy(update={"jump": JumpRule(rise=0.01, within_days=60)})}
+    )
+    score(engine, jumpy, model, days[0])
+    same_model = score(engine, jumpy, model, days[1])
+    new_model = score(engine, jumpy, (model[0], "2", "run-2"), days[2])
+
+    assert any(a["kind"] == "jump" for a in same_model.alerted)
+    assert new_model.alerted and all(a["kind"] == "threshold" for a in new_model.alerted)
+    assert all(a["previous_risk"] is None for a in new_model.alerted)
+
+
+def test_a_later_run_of_the_day_adds_to_the_owners_digest_or_starts_a_new_one(engine):
+    from serving.alerting import CustomerFacts, plan_alerts
+    from serving.policy import decide_day
+    from serving.score_store import queue_plan
+
+    policy = ProductConfig().alerts.model_copy(update={"daily_cap_per_owner": 1, "stale_after_days": {}})
+    day = NOW.date()
+
+    def run(customers: list[str]):
+        facts = {
+            c: CustomerFacts(c, f"Company {c}", "SMB", "ana@x.example", "high", 100.0, 30.0)
+            for c in customers
+        }
+        decisions, _ = decide_day(day, {c: 0.9 - i / 100 for i, c in enumerate(customers)}, {}, policy)
+        sent = 0 if customers[0] == "A" else 1
+        plan = plan_alerts(
+            decisions,
+            facts,
+            as_of=day,
+            model_version="1",
+            policy=policy,
+            freshness=[],
+            already_sent={"ana@x.example": sent},
+        )
+        with engine.begin() as connection:
+            queue_plan(connection, plan, now=NOW)
+
+    def digests():
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(alerts).where(alerts.c.kind == "digest").order_by(alerts.c.alert_id)
+            ).all()
+        return [(row.state, sorted(e["customer_id"] for e in row.message["customers"])) for row in rows]
+
+    run(["A", "B", "C"])
+    run(["D", "E"])
+    assert digests() == [("pending", ["B", "C", "D", "E"])]
+    with engine.begin() as connection:
+        connection.execute(alerts.update().where(alerts.c.kind == "digest").values(state="sent"))
+    run(["F", "G"])
+    assert digests() == [("sent", ["B", "C", "D", "E"]), ("pending", ["F", "G"])]
