@@ -56,12 +56,10 @@ def replay(
             print_replay(result, used)
 
 
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0%}"
-
-
 def print_replay(result: Replay, version: str | None) -> None:
     """The replay in words, then per week and per owner."""
+    from serving.replay import percent
+
     o = result.overall
     plural = "" if o["alerts"] == 1 else "s"
     lead = "—" if o["median_lead_days"] is None else f"{o['median_lead_days']:.0f} days"
@@ -72,17 +70,23 @@ def print_replay(result: Replay, version: str | None) -> None:
     )
     console.print(
         f"  {o['alerts']:,} alert{plural} ({o['alerts_per_week']:.1f} a week; {o['in_digests']:,} of them in "
-        f"daily digests). {_percent(o['precision'])} of alerted customers churned within "
-        f"{o['horizon_days']} days (against {_percent(o['base_rate'])} of all customers); "
+        f"daily digests). {percent(o['precision'])} of alerted customers churned within "
+        f"{o['horizon_days']} days (against {percent(o['base_rate'])} of all customers); "
         f"{o['churners_alerted']:,} of {o['churners']:,} churners were alerted first "
-        f"({_percent(o['recall'])}), a median {lead} before they left.",
+        f"({percent(o['recall'])}), a median {lead} before they left.",
         highlight=False,
     )
+    if o["days_between_scorings"] > 1:
+        console.print(
+            f"  The backtest scored every {o['days_between_scorings']:.0f} days: the daily cap and jumps "
+            "applied at that pace, so a daily live scoring sends somewhat more.",
+            highlight=False,
+        )
     weeks = Table(title="Per week")
     for column in ("week of", "alerts", "churned", "precision"):
         weeks.add_column(column, justify="left" if column == "week of" else "right")
     for row in result.by_week:
-        weeks.add_row(row["week"], f"{row['alerts']:,}", f"{row['churned']:,}", _percent(row["precision"]))
+        weeks.add_row(row["week"], f"{row['alerts']:,}", f"{row['churned']:,}", percent(row["precision"]))
     console.print(weeks)
     owners = Table(title="Per owner")
     for column in ("owner", "alerts", "a week", "churned", "precision"):
@@ -93,7 +97,7 @@ def print_replay(result: Replay, version: str | None) -> None:
             f"{row['alerts']:,}",
             f"{row['alerts_per_week']:.1f}",
             f"{row['churned']:,}",
-            _percent(row["precision"]),
+            percent(row["precision"]),
         )
     console.print(owners)
 
