@@ -35,7 +35,7 @@ from sqlalchemy import Engine, make_url, select
 from churn.config import ScheduleConfig
 from churn.db import WRITES, make_engine
 from churn.tables import apscheduler_jobs
-from serving.job_runs import interrupt_dead_runs, interrupt_own_runs, this_host
+from serving.job_runs import interrupt_dead_runs, interrupt_own_runs, last_runs, this_host
 from serving.leader import Leader, leader_for
 from serving.scheduled_jobs import JobSpec
 
@@ -160,7 +160,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def _start(
-    database_url: str, schedule: ScheduleConfig, jobs: Sequence[JobSpec]
+    database_url: str, schedule: ScheduleConfig, jobs: Sequence[JobSpec], engine: Engine
 ) -> tuple[BackgroundScheduler, _RunningJobs]:
     running = _RunningJobs()
     scheduler = build_scheduler(database_url, schedule, workers=max(1, len(jobs)))
@@ -170,12 +170,25 @@ def _start(
     # Paused first: the stored jobs must match the config before anything due runs.
     scheduler.start(paused=True)
     sync_jobs(scheduler, jobs, schedule)
+    _redo_interrupted(scheduler, engine, [spec.id for spec in jobs])
     specs = {spec.id: spec for spec in jobs}
     for job in sorted(scheduler.get_jobs(), key=_next_run_key):
         spec = specs[job.id]
         log.info("%-9s next run %s  (%s)", job.id, _when(job.next_run_time), spec.schedule)
     scheduler.resume()
     return scheduler, running
+
+
+def _redo_interrupted(scheduler: BackgroundScheduler, engine: Engine, job_ids: list[str]) -> None:
+    """Run again, now, each job whose last run was cut short (a killed leader, a stop that timed out).
+
+    APScheduler moved the job's next run time on when it started that run, so without this a
+    daily score cut short at 06:00 would not score that day at all. Every job is safe to repeat.
+    """
+    for job_id, record in last_runs(engine, job_ids).items():
+        if record.outcome == "interrupted":
+            log.warning("%s: its last run was interrupted; running it again now", job_id)
+            scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
 
 
 def _next_run_key(job: Job) -> float:
@@ -233,7 +246,7 @@ def _lead_or_stand_by(
         log.info("leader: this scheduler (%s pid %s) runs the jobs", this_host(), os.getpid())
         if interrupted := interrupt_dead_runs(engine):
             log.warning("marked %s run(s) left running by a dead scheduler as interrupted", interrupted)
-        scheduler, running = _start(database_url, schedule, jobs)
+        scheduler, running = _start(database_url, schedule, jobs, engine)
         lost = False
         while not stop.wait(check_s):
             if not leader.held():

@@ -127,7 +127,7 @@ def test_two_schedulers_run_each_fire_once_and_the_standby_takes_over_a_killed_l
     assert {run.outcome for run in runs} <= {"ok", "interrupted"}
 
 
-def test_a_run_cut_short_by_a_killed_leader_ends_interrupted_when_the_next_one_leads(
+def test_a_run_cut_short_by_a_killed_leader_ends_interrupted_and_the_next_leader_runs_it_again(
     database_url, engine, processes
 ):
     first = _tick_scheduler(processes, database_url, "first", every_s=1, hold_s=60)
@@ -136,13 +136,16 @@ def test_a_run_cut_short_by_a_killed_leader_ends_interrupted_when_the_next_one_l
     first.popen.wait()
     assert [run.outcome for run in runs_of(engine, "tick")] == ["running"]
 
+    # Its next fire is an hour away: the run the dead leader owed is made up at once instead.
     second = _tick_scheduler(processes, database_url, "second", every_s=3600, hold_s=0)
-    _eventually(lambda: runs_of(engine, "tick")[0].outcome != "running", what="the run to be marked")
+    _eventually(lambda: _finished_by(engine, second.pid) >= 1, what="the interrupted run to be redone")
     assert second.stop() == 0
 
-    (run,) = runs_of(engine, "tick")
-    assert (run.pid, run.outcome) == (first.pid, "interrupted")
+    cut, redone = runs_of(engine, "tick")
+    assert (cut.pid, cut.outcome) == (first.pid, "interrupted")
+    assert (redone.pid, redone.outcome) == (second.pid, "ok")
     assert "dead scheduler as interrupted" in second.text()
+    assert "its last run was interrupted; running it again now" in second.text()
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite's lock has no link to lose
