@@ -158,7 +158,6 @@ def open_sink(settings: Settings, config: ProductConfig, *, console: Console | N
         return SlackSink(
             settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout_s=timeout_s
         )
-    # Read defensively: the Settings field (SLACK_WEBHOOK_URL) may not exist in every version.
     webhook = settings.slack_webhook_url
     if webhook is not None and webhook.get_secret_value():
         return WebhookSink(webhook.get_secret_value(), timeout_s=timeout_s)
