@@ -21,14 +21,15 @@ from churn.config import ProductConfig
 from churn.db import WRITES
 from churn.errors import UserFacingError
 from churn.settings import Settings
-from churn.tables import alert_state, alerts, customers, risk_scores, scoring_runs, snapshot_runs
+from churn.tables import alert_state, alerts, risk_scores, scoring_runs, snapshot_runs
 from features.snapshot import build_snapshots, load_snapshots
+from serving.alert_facts import gather_facts
 from serving.alerting import AlertPlan, CustomerFacts, plan_alerts
 from serving.freshness import SourceFreshness, source_freshness
 from serving.outbox import AlertKind, AlertState
-from serving.policy import CustomerState, Decision, decide_day, lowest_recent_risk
+from serving.policy import CustomerState, decide_day, lowest_recent_risk
 from serving.score_store import queue_plan, write_scores, write_states
-from training.explain import explain, explain_change
+from training.explain import explain
 from training.model import ChurnModel
 from training.registry import load_model
 
@@ -136,7 +137,9 @@ def score_day(
 
     clock = time.perf_counter()
     with engine.connect() as connection:
-        facts = _facts(connection, churn_model, features, scores, history, drivers, decisions, as_of, config)
+        facts = gather_facts(
+            connection, churn_model, features, scores, history, drivers, decisions, as_of, config
+        )
     stages["facts"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -241,99 +244,6 @@ def _drivers(
         customer_id: explanation.as_dict()
         for customer_id, explanation in zip(rows["customer_id"], explain(model, rows, top=top), strict=True)
     }
-
-
-def _facts(
-    connection: Connection,
-    model: ChurnModel,
-    features: pd.DataFrame,
-    scores: pd.DataFrame,
-    history: pd.DataFrame,
-    drivers: dict[str, dict[str, Any]],
-    decisions: list[Decision],
-    as_of: date,
-    config: ProductConfig,
-) -> dict[str, CustomerFacts]:
-    """The account facts and the change since the comparison scoring, for the customers who alert."""
-    wanted = [d.customer_id for d in decisions]
-    if not wanted:
-        return {}
-    accounts = {
-        row.customer_id: row
-        for row in connection.execute(
-            select(
-                customers.c.customer_id, customers.c.name, customers.c.segment, customers.c.owner_email
-            ).where(customers.c.customer_id.in_(wanted))
-        )
-    }
-    compared = _comparison_points(history, wanted, as_of, config.alerts.change_window_days)
-    current = features.set_index("customer_id", drop=False)
-    tier = dict(zip(scores["customer_id"], scores["tier"], strict=True))
-    change = _change_drivers(connection, model, current, compared, config.scoring.top_drivers)
-    facts = {}
-    for customer_id in wanted:
-        account = accounts.get(customer_id)
-        row = current.loc[customer_id]
-        previous = compared.get(customer_id)
-        facts[customer_id] = CustomerFacts(
-            customer_id=customer_id,
-            name=account.name if account else None,
-            segment=account.segment if account else None,
-            owner_email=account.owner_email if account else None,
-            tier=str(tier[customer_id]),
-            mrr=_number(row.get("mrr")),
-            days_to_renewal=_number(row.get("days_to_renewal")),
-            previous_risk=previous[1] if previous else None,
-            previous_as_of=previous[0] if previous else None,
-            drivers=drivers.get(customer_id, {}),
-            change_drivers=change.get(customer_id, []),
-        )
-    return facts
-
-
-def _comparison_points(
-    history: pd.DataFrame, wanted: list[str], as_of: date, window_days: int
-) -> dict[str, tuple[date, float]]:
-    """Per customer, the scoring to compare with: the latest ``window_days`` or more before, else the last."""
-    if history.empty:
-        return {}
-    rows = history[history["customer_id"].isin(wanted)].sort_values(["customer_id", "as_of"])
-    cutoff = as_of - timedelta(days=window_days)
-    points = {}
-    for customer_id, group in rows.groupby("customer_id", sort=False):
-        old_enough = group[group["as_of"] <= cutoff]
-        pick = old_enough.iloc[-1] if len(old_enough) else group.iloc[-1]
-        points[str(customer_id)] = (pick["as_of"], float(pick["risk"]))
-    return points
-
-
-def _change_drivers(
-    connection: Connection,
-    model: ChurnModel,
-    current: pd.DataFrame,
-    compared: dict[str, tuple[date, float]],
-    top: int,
-) -> dict[str, list[dict[str, Any]]]:
-    by_day: dict[date, list[str]] = {}
-    for customer_id, (day, _risk) in compared.items():
-        by_day.setdefault(day, []).append(customer_id)
-    found: dict[str, list[dict[str, Any]]] = {}
-    for day, ids in by_day.items():
-        before = load_snapshots(connection, [day], ids)
-        if before.empty:
-            continue
-        after = current.loc[before["customer_id"]].reset_index(drop=True)
-        for customer_id, drivers in zip(
-            before["customer_id"], explain_change(model, after, before, top), strict=True
-        ):
-            found[customer_id] = [d.as_dict() for d in drivers]
-    return found
-
-
-def _number(value: object) -> float | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or pd.isna(value):
-        return None
-    return float(value)
 
 
 def _sent_today(connection: Connection, as_of: date) -> dict[str, int]:
