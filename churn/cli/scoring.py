@@ -57,7 +57,7 @@ def score(
             print_scoring(summary)
 
 
-def print_scoring(summary: ScoringSummary) -> None:
+def print_scoring(summary: ScoringSummary, *, sending_next: bool = False) -> None:
     """The scoring in words: how many at risk, what was queued, and what was held back and why."""
     tiers = summary.tiers
     console.print(
@@ -88,9 +88,8 @@ def print_scoring(summary: ScoringSummary) -> None:
         )
     console.print(table)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(summary.alerts.items()))
-    console.print(
-        f"{len(summary.alerted)} alert(s): {counts}. `churn alerts send` delivers them.", highlight=False
-    )
+    then = "sending them now" if sending_next else "`churn alerts send` delivers them"
+    console.print(f"{len(summary.alerted)} alert(s): {counts}; {then}.", highlight=False)
 
 
 def score_demo(settings: Settings, config: ProductConfig, engine: Engine, day: date) -> None:
@@ -105,5 +104,5 @@ def score_demo(settings: Settings, config: ProductConfig, engine: Engine, day: d
         return
     with spinner(enabled=True) as say:
         summary = score_day(engine, settings, config, as_of=day, now=utc_now(), on_progress=say)
-    print_scoring(summary)
+    print_scoring(summary, sending_next=True)
     print_dispatch(dispatch_pending(engine, settings, config, now=utc_now(), console=console))
