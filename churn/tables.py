@@ -291,8 +291,12 @@ risk_scores = Table(
     # Top drivers each way (training.explain), kept for high-tier and alerted customers only.
     Column("drivers", Attributes),
     Column("updated_at", UtcDateTime, nullable=False),
+    # Grows with every insert or change, in commit order (scorings are serialised): a CRM sync that
+    # pages by it sees each change once, even while a scoring runs.
+    Column("change_id", BigInteger, nullable=False),
     Index(None, "customer_id", "as_of"),
     Index(None, "updated_at", "customer_id", "as_of"),
+    Index(None, "change_id", unique=True),
 )
 
 # Where each customer stands with the alert policy: re-armed or not, when it last alerted, and the
@@ -365,6 +369,39 @@ job_runs = Table(
     Column("host", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
     Index(None, "job", "started_at"),
+)
+
+# API keys: only a SHA-256 of the key is kept (keys are long random tokens, so a fast hash is
+# enough); the prefix lets people tell keys apart in listings.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", SERIAL, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", Attributes, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+)
+
+# What reps and CRMs did about an alert: acknowledged, outreach logged, saved, churning (with a
+# reason). ``request_key`` makes a retried request (Slack resends, a CRM retries) land once.
+alert_outcomes = Table(
+    "alert_outcomes",
+    metadata,
+    Column("outcome_id", SERIAL, primary_key=True, autoincrement=True),
+    Column("alert_id", SERIAL, ForeignKey("alerts.alert_id"), nullable=False),
+    Column("customer_id", ID),
+    Column("outcome", String(32), nullable=False),
+    Column("reason_code", String(64)),
+    Column("note", Text),
+    Column("actor", String(255), nullable=False),
+    Column("source", String(16), nullable=False),  # slack | api
+    Column("request_key", String(255), unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "alert_id", "created_at"),
 )
 
 # APScheduler 3's job store table, declared here so migrations own the whole schema (the

@@ -36,6 +36,9 @@ def write_scores(
             )
         )
     }
+    # Change ids continue the table's sequence; scorings are serialised (see serving.scoring), so the
+    # ids grow in commit order and a sync reading "after change N" never skips a committed change.
+    next_change = (connection.execute(select(func.max(risk_scores.c.change_id))).scalar() or 0) + 1
     inserts, updates = [], []
     for customer_id, risk, tier in zip(scores["customer_id"], scores["risk"], scores["tier"], strict=True):
         row = {
@@ -46,19 +49,21 @@ def write_scores(
             "drivers": drivers.get(customer_id),
         }
         old = existing.get(customer_id)
+        if old is not None and all(getattr(old, name) == row[name] for name in COMPARED):
+            continue
+        row.update(scored_at=now, updated_at=now, change_id=next_change)
+        next_change += 1
         if old is None:
-            inserts.append(
-                {"as_of": as_of, "customer_id": customer_id, "scored_at": now, "updated_at": now, **row}
-            )
-        elif any(getattr(old, name) != row[name] for name in COMPARED):
-            updates.append({"key_customer": customer_id, "scored_at": now, "updated_at": now, **row})
+            inserts.append({"as_of": as_of, "customer_id": customer_id, **row})
+        else:
+            updates.append({"key_customer": customer_id, **row})
     if inserts:
         connection.execute(risk_scores.insert(), inserts)
     if updates:
         statement = (
             risk_scores.update()
             .where(risk_scores.c.as_of == as_of, risk_scores.c.customer_id == bindparam("key_customer"))
-            .values({name: bindparam(name) for name in (*COMPARED, "scored_at", "updated_at")})
+            .values({name: bindparam(name) for name in (*COMPARED, "scored_at", "updated_at", "change_id")})
         )
         connection.execute(statement, updates)
     return len(inserts) + len(updates)

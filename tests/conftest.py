@@ -181,3 +181,15 @@ def demo_training(demo_dataset):
     from training.backtest import train
 
     return train(demo_dataset, ProductConfig())
+
+
+@pytest.fixture
+def api(database_url: str, env: dict[str, str], tmp_path: Path):
+    """The REST API on each backend, in-process; ``api.key("read:scores")`` gives auth headers."""
+    from churn.settings import Settings
+    from tests.api_support import open_api
+
+    settings = Settings(CHURN_DATABASE_URL=database_url, CHURN_HOME=str(tmp_path))
+    harness, client = open_api(settings)
+    with client:
+        yield harness

@@ -24,6 +24,7 @@ from rich.text import Text
 from sqlalchemy import Engine
 
 from churn.cli.alerts import alerts_app
+from churn.cli.api import register as register_api_commands
 from churn.cli.common import (
     UserError,
     console,
@@ -60,6 +61,7 @@ app.add_typer(alerts_app, name="alerts")
 register_model_commands(app)
 register_scoring_commands(app)
 register_scheduler_commands(app)
+register_api_commands(app)
 
 
 EntityName = Literal["customers", "subscriptions", "events", "tickets", "surveys", "cancellations"]

@@ -1,0 +1,74 @@
+"""The FastAPI application: built from the settings and config, one engine for its lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from sqlalchemy import text
+
+from churn.config import ProductConfig, load_config
+from churn.db import engine_for
+from churn.settings import Settings, get_settings
+from serving.api import metrics, risk, slack_actions, writes
+from serving.api.errors import ERROR_SCHEMA, ApiError, install_error_handlers
+from serving.api.metrics import install_metrics
+
+API_VERSION = "1"
+
+
+def create_app(settings: Settings | None = None, config: ProductConfig | None = None) -> FastAPI:
+    """The API against the configured database (the scheduler runs elsewhere: never in API workers)."""
+    settings = settings or get_settings()
+    config = config or load_config(settings.config_path)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="churn-risk API",
+        version=API_VERSION,
+        description=(
+            "Risk scores for CRM syncs, ingest and feedback writes, and Slack interactivity. Every route "
+            "but the health checks needs an API key (`churn apikey create NAME --scope ...`)."
+        ),
+        lifespan=lifespan,
+        responses={401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 422: ERROR_SCHEMA},
+    )
+    app.state.settings = settings
+    app.state.config = config
+    app.state.engine = engine_for(settings)
+    install_error_handlers(app)
+    install_metrics(app)
+    _health_routes(app)
+    for module in (risk, writes, slack_actions, metrics):
+        app.include_router(module.router)
+    return app
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is up.")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="The database answers and a champion model can be loaded.",
+        responses={503: ERROR_SCHEMA},
+    )
+    def readyz(request: Request) -> dict[str, str]:
+        from training.registry import champion_version
+
+        try:
+            with request.app.state.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise ApiError(503, f"the database does not answer: {type(exc).__name__}") from None
+        version = champion_version(request.app.state.settings)
+        if version is None:
+            raise ApiError(503, "no champion model: run `churn train --promote`")
+        return {"status": "ready", "model_version": version}

@@ -1,0 +1,79 @@
+"""Every error the API answers is JSON: ``{"error": {"status": 404, "message": "...", "problems": []}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from churn.errors import UserFacingError
+
+
+class ApiError(Exception):
+    """An error a client caused or must know about, with its HTTP status."""
+
+    def __init__(self, status: int, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = problems or []
+
+
+def error_body(status: int, message: str, problems: list[str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status, "message": message}
+    if problems:
+        body["problems"] = problems
+    return {"error": body}
+
+
+ERROR_SCHEMA = {
+    "description": "An error, as JSON",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {
+                            "status": {"type": "integer"},
+                            "message": {"type": "string"},
+                            "problems": {"type": "array", "items": {"type": "string"}},
+                        },
+                        "required": ["status", "message"],
+                    }
+                },
+                "required": ["error"],
+            }
+        }
+    },
+}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer our errors, FastAPI's validation errors and unknown routes in the one JSON shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.status, exc.message, exc.problems), status_code=exc.status)
+
+    @app.exception_handler(UserFacingError)
+    async def _user_error(_request: Request, exc: UserFacingError) -> JSONResponse:
+        return JSONResponse(error_body(422, str(exc)), status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
+            for err in exc.errors()
+        ]
+        return JSONResponse(error_body(422, "the request is not valid", problems), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
