@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         validation_alias="SLACK_WEBHOOK_URL",
         description="Slack incoming-webhook URL, used without a bot token (no mentions, no delivery check).",
     )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="SLACK_SIGNING_SECRET",
+        description="Checks that requests to /slack/interactions come from Slack (the app's signing secret).",
+    )
     config_path: Path | None = Field(
         default=None,
         validation_alias=AliasChoices("CHURN_CONFIG"),

@@ -350,6 +350,8 @@ def show_config() -> None:
             webhook += " (alerts go to the console)"
         console.print(f"  SLACK_BOT_TOKEN      {slack}")
         console.print(f"  SLACK_WEBHOOK_URL    {webhook}")
+        signing = "set" if settings.slack_signing_secret else "not set (Slack buttons are refused)"
+        console.print(f"  SLACK_SIGNING_SECRET {signing}")
         console.print(f"  SLACK_API_URL        {settings.slack_api_url}")
         console.print(f"  CHURN_CONFIG         {settings.config_path or 'not set (defaults)'}")
         console.print("[bold]Product configuration[/bold]")
