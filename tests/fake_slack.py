@@ -1,14 +1,16 @@
 """A fake Slack Web API server for tests: a real HTTP server on 127.0.0.1 that the real slack_sdk talks to.
 
-It speaks the methods the product uses (chat.postMessage, users.lookupByEmail, conversations.history,
-conversations.list, auth.test) with form, query or JSON bodies as slack_sdk sends them, checks the
-bearer token, records every posted message, and can be told to misbehave: answer 429 with Retry-After,
+It speaks the methods the product uses (chat.postMessage, chat.update, views.open,
+users.lookupByEmail, conversations.history, conversations.list, auth.test) with form, query or JSON
+bodies as slack_sdk sends them, checks the bearer token, records every posted message, update and
+opened modal, and can be told to misbehave: answer 429 with Retry-After,
 500/503, a Slack error code (for one method or one channel's posts, and even after taking the message),
 limit each channel to one message a second, fail a random share of requests, or wait after recording a
 message before answering (so a dispatcher can be killed between Slack accepting a message and it being
 marked sent). Like Slack's, the per-channel limit counts only the messages it accepted: a request
 answered 5xx, 429 or a Slack error does not use up the channel's second. Like Slack, it refuses blocks outside Block Kit's
-limits (``invalid_blocks``) and text over 40,000 characters (``msg_too_long``).
+limits (``invalid_blocks``) and text over 40,000 characters (``msg_too_long``). ``hold`` makes every
+request wait until a test lets it through.
 
 Use the ``fake_slack`` fixture (registered for every test by ``tests/conftest.py``), or
 ``FakeSlack()`` as a context manager.
@@ -72,6 +74,8 @@ class FakeSlack:
         self.archived: set[str] = set()
         self.users: dict[str, str] = dict(USERS)  # e-mail -> user id
         self.messages: list[Posted] = []
+        self.views: list[dict[str, Any]] = []  # views.open: {"trigger_id": ..., "view": {...}}
+        self.updates: list[Posted] = []  # chat.update: each message as it was updated, in order
         self.calls: Counter[str] = Counter()
         self.lookups: Counter[str] = Counter()
         self.rate_limited: list[str] = []  # channel ids answered 429 by the per-channel limit
@@ -80,6 +84,7 @@ class FakeSlack:
         self.server_error_share = 0.0
         self.delay_s = 0.0  # before handling any request
         self.delay_after_post_s = 0.0  # after recording a message, before answering
+        self.hold: threading.Event | None = None  # when given, every request waits for it to be set
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._last_post: dict[str, float] = {}
@@ -133,6 +138,8 @@ class FakeSlack:
     def handle(self, method: str, token: str | None, args: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.hold is not None:
+            self.hold.wait(timeout=60)
         with self._lock:
             self.calls[method] += 1
             canned = next((f for f in self.failures if self._applies(f, method, args)), None)
@@ -240,6 +247,80 @@ class FakeSlack:
         if self.delay_after_post_s:
             time.sleep(self.delay_after_post_s)
         return 200, {}, {"ok": True, "channel": channel, "ts": ts, "message": {"text": text, "ts": ts}}
+
+    def _chat_update(self, args: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        if channel not in self.channels:  # Slack wants the id here, not a #name
+            return 200, {}, {"ok": False, "error": "channel_not_found"}
+        text = args.get("text") or ""
+        blocks = _parsed(args.get("blocks"))
+        if len(text) > 40_000:
+            return 200, {}, {"ok": False, "error": "msg_too_long"}
+        problem = block_problem(blocks) if blocks is not None else None
+        if problem:
+            return 200, {}, {"ok": False, "error": "invalid_blocks", "errors": [problem]}
+        with self._lock:
+            message = next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+            if message is None:
+                return 200, {}, {"ok": False, "error": "message_not_found"}
+            message.text = text or message.text
+            if blocks is not None:
+                message.blocks = blocks
+            metadata = _parsed(args.get("metadata"))
+            if metadata:
+                message.metadata = metadata
+            self.updates.append(
+                Posted(channel, ts, message.text, list(message.blocks), message.metadata, time.monotonic())
+            )
+        return 200, {}, {"ok": True, "channel": channel, "ts": ts, "text": message.text}
+
+    def _views_open(self, args: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+        trigger_id = args.get("trigger_id")
+        view = _parsed(args.get("view"))
+        if not trigger_id:
+            return 200, {}, {"ok": False, "error": "invalid_arguments"}
+        problem = view_problem(view)
+        if problem:
+            return (
+                200,
+                {},
+                {"ok": False, "error": "invalid_arguments", "response_metadata": {"messages": [problem]}},
+            )
+        with self._lock:
+            view_id = f"V{len(self.views) + 1:09d}"
+            self.views.append({"trigger_id": trigger_id, "view": view, "id": view_id})
+        return 200, {}, {"ok": True, "view": {**view, "id": view_id}}
+
+
+def view_problem(view: Any) -> str | None:
+    """What breaks a modal's limits (Slack answers invalid_arguments), or None."""
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        return "view must be a modal"
+    for part in ("title", "submit", "close"):
+        if part == "title" or part in view:
+            text = view.get(part) or {}
+            if text.get("type") != "plain_text" or not 0 < len(text.get("text", "")) <= 24:
+                return f"{part} must be plain_text of 1-24 characters"
+    if len(view.get("private_metadata", "")) > 3000:
+        return "private_metadata over 3000 characters"
+    if len(view.get("callback_id", "")) > 255:
+        return "callback_id over 255 characters"
+    blocks = view.get("blocks") or []
+    if not 0 < len(blocks) <= 100:
+        return "a modal needs 1-100 blocks"
+    for number, block in enumerate(blocks):
+        if block.get("type") == "input":
+            label = (block.get("label") or {}).get("text", "")
+            if not 0 < len(label) <= 2000 or not isinstance(block.get("element"), dict):
+                return f"block {number} (input): needs a label of 1-2000 characters and an element"
+            options = block["element"].get("options")
+            if options is not None and not 0 < len(options) <= 100:
+                return f"block {number} (input): 1-100 options"
+        else:
+            problem = block_problem([block])
+            if problem:
+                return problem.replace("block 0", f"block {number}")
+    return None
 
 
 def _parsed(value: Any) -> Any:
