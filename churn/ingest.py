@@ -88,14 +88,21 @@ def ingest_file(
     options: IngestOptions,
     now: datetime,
     on_progress: Progress | None = None,
+    source_name: str | None = None,
 ) -> IngestSummary:
-    """Import one file in one transaction; a dry run validates and counts, then rolls back."""
+    """Import one file in one transaction; a dry run validates and counts, then rolls back.
+
+    ``source_name`` is what the import log records as the source (default: the file's path), e.g.
+    the API client that sent a batch.
+    """
     entity = _entity(entity_name)
     started = time.perf_counter()
     with engine.connect().execution_options(**WRITES) as connection:
         transaction = connection.begin()
         try:
             summary = _load(connection, entity, path, options=options, now=now, on_progress=on_progress)
+            if source_name is not None:
+                summary = IngestSummary(**{**summary.as_dict(), "source": source_name})
             summary = IngestSummary(**{**summary.as_dict(), "seconds": time.perf_counter() - started})
             if options.dry_run:
                 transaction.rollback()

@@ -17,13 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, create_model
-from sqlalchemy import update
 
 from churn.clock import utc_now
 from churn.contract import ENTITIES, Entity, Kind
 from churn.db import WRITES
 from churn.ingest import IngestError, IngestOptions, ingest_file
-from churn.tables import ingest_runs
 from serving.api.auth import require
 from serving.api.errors import ERROR_SCHEMA, ApiError
 from serving.api_keys import ApiKey, Scope
@@ -129,7 +127,9 @@ def ingest_rows(
         path = FilePath(folder) / f"{entity.name}.parquet"
         _write_text_parquet(path, rows)
         try:
-            summary = ingest_file(engine, entity.name, path, options=options, now=utc_now())
+            summary = ingest_file(
+                engine, entity.name, path, options=options, now=utc_now(), source_name=f"api:{key.name}"
+            )
         except IngestError as exc:
             problems = [_in_batch_words(problem, path) for problem in exc.problems]
             shown = "" if exc.total <= len(problems) else f" (the first {len(problems)} shown)"
@@ -138,14 +138,6 @@ def ingest_rows(
                 f"the batch was not imported: {exc.total:,} problem(s){shown}; nothing was written",
                 problems,
             ) from None
-        if not dry_run:
-            # ingest_runs names the file imported; say which API client sent the batch instead.
-            with engine.begin() as connection:
-                connection.execute(
-                    update(ingest_runs)
-                    .where(ingest_runs.c.source == str(path))
-                    .values(source=f"api:{key.name}")
-                )
     return IngestResult(
         entity=summary.entity,
         rows_read=summary.rows_read,
