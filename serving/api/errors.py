@@ -70,7 +70,11 @@ def install_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', 'invalid')}"
             for err in exc.errors()
         ]
-        return JSONResponse(error_body(422, "the request is not valid", problems), status_code=422)
+        first = f": {problems[0]}" if problems else ""
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return JSONResponse(
+            error_body(422, f"the request is not valid{first}{more}", problems), status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
