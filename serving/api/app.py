@@ -36,7 +36,8 @@ def create_app(settings: Settings | None = None, config: ProductConfig | None = 
             "but the health checks needs an API key (`churn apikey create NAME --scope ...`)."
         ),
         lifespan=lifespan,
-        responses={401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 422: ERROR_SCHEMA},
+        # 400: a body that is not JSON at all (FastAPI answers it before any route runs).
+        responses={400: ERROR_SCHEMA, 401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 422: ERROR_SCHEMA},
     )
     app.state.settings = settings
     app.state.config = config
