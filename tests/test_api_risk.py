@@ -138,7 +138,7 @@ def test_drivers_that_were_not_stored_are_unavailable_without_a_champion_and_say
 
 
 @pytest.mark.slow
-def test_drivers_that_were_not_stored_are_computed_by_the_champion(world, demo_training, demo_dataset):
+def test_drivers_that_were_not_stored_are_computed_by_the_champion_which_makes_the_api_ready(world, demo_training, demo_dataset):
     from training.registry import promote
     from training.tracking import log_training_run
 
@@ -161,6 +161,8 @@ def test_drivers_that_were_not_stored_are_computed_by_the_champion(world, demo_t
     assert first["drivers"]["lowering"] and all(d["sentence"] for d in first["drivers"]["lowering"])
     assert all(d["direction"] == "lowers risk" for d in first["drivers"]["lowering"])
     assert again["drivers"] == first["drivers"]
+    # The same champion, loaded once, makes the API ready.
+    assert world.api.client.get("/readyz").json() == {"status": "ready", "model_version": "1"}
 
 
 def test_an_unknown_customer_and_one_never_scored_are_404s_that_say_which(world):

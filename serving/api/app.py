@@ -12,6 +12,7 @@ from churn.config import ProductConfig, load_config
 from churn.db import engine_for
 from churn.settings import Settings, get_settings
 from serving.api import metrics, risk, slack_actions, writes
+from serving.api.drivers import ModelCache
 from serving.api.errors import ERROR_SCHEMA, ApiError, install_error_handlers
 from serving.api.metrics import install_metrics
 
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None, config: ProductConfig | None = 
     app.state.settings = settings
     app.state.config = config
     app.state.engine = engine_for(settings)
+    # Registered models by version, loaded once per process: readiness and on-demand drivers share them.
+    app.state.models = ModelCache(settings)
     install_error_handlers(app)
     install_metrics(app)
     _health_routes(app)
@@ -58,7 +61,7 @@ def _health_routes(app: FastAPI) -> None:
     @app.get(
         "/readyz",
         tags=["health"],
-        summary="The database answers and a champion model can be loaded.",
+        summary="The database answers and the champion model is loaded.",
         responses={503: ERROR_SCHEMA},
     )
     def readyz(request: Request) -> dict[str, str]:
@@ -72,4 +75,7 @@ def _health_routes(app: FastAPI) -> None:
         version = champion_version(request.app.state.settings)
         if version is None:
             raise ApiError(503, "no champion model: run `churn train --promote`")
+        loaded = request.app.state.models.model(version)
+        if isinstance(loaded, str):
+            raise ApiError(503, f"the champion model (version {version}) cannot be loaded: {loaded}")
         return {"status": "ready", "model_version": version}

@@ -315,7 +315,7 @@ class _Reading:
     """What the risk routes keep per app: the models that explain scores and each day's source freshness."""
 
     def __init__(self, request: Request) -> None:
-        self.models = ModelCache(request.app.state.settings)
+        self.models: ModelCache = request.app.state.models
         self._freshness: dict[date, tuple[float, list[SourceFreshness]]] = {}
         self._lock = Lock()
 
