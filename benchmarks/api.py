@@ -134,27 +134,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(url: str, home: Path, port: int) -> subprocess.Popen:
+# The same server with the objects alive after start-up moved out of the collector's reach: shows
+# how much of the tail is the cyclic garbage collector walking the imported libraries' objects.
+FROZEN_SERVER = (
+    "import gc, sys, uvicorn\n"
+    "from serving.api.app import create_app\n"
+    "app = create_app()\n"
+    "gc.freeze()\n"
+    "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), access_log=False, log_level='warning')\n"
+)
+
+
+def start_server(url: str, home: Path, port: int, *, freeze_gc: bool = False) -> subprocess.Popen:
     env = {**os.environ, "CHURN_DATABASE_URL": url, "CHURN_HOME": str(home)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "serving.api.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
+    command = [
+        *("-m", "uvicorn", "serving.api.app:create_app", "--factory", "--host", "127.0.0.1"),
+        *("--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"),
+    ]
+    if freeze_gc:
+        command = ["-c", FROZEN_SERVER, str(port)]
+    server = subprocess.Popen([sys.executable, *command], env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -224,7 +223,9 @@ def load_child(
             pool.submit(send, i, planned)
     counted = int(WARM_UP_S * rate)
     kept = np.array(latencies[counted:]) * 1_000
+    slow = np.flatnonzero(kept > GOAL_P99_MS) / rate + WARM_UP_S
     return {
+        "slow_at_s": [round(float(t), 1) for t in slow],
         "route": route,
         "rate": rate,
         "sent": total - counted,
@@ -242,13 +243,30 @@ def load(base: str, key: str, route: str, rate: float, seconds: float, customers
             "-m",
             "benchmarks.api",
             "--child",
-            json.dumps([base, key, route, rate, seconds, customers_n]),
         ],
+        input=json.dumps([base, key, route, rate, seconds, customers_n]),  # the key never on a command line
         check=True,
         stdout=subprocess.PIPE,
         text=True,
     )
-    return Run(**json.loads(result.stdout))
+    report = json.loads(result.stdout)
+    slow = report.pop("slow_at_s")
+    if slow:
+        print(
+            f"  {len(slow)} requests over {GOAL_P99_MS:.0f} ms, planned at {_spans(slow)} s", file=sys.stderr
+        )
+    return Run(**report)
+
+
+def _spans(times: list[float]) -> str:
+    """Planned send times as runs of seconds: '3.1-3.6, 14.0'."""
+    spans: list[list[float]] = []
+    for t in times:
+        if spans and t - spans[-1][1] <= 0.5:
+            spans[-1][1] = t
+        else:
+            spans.append([t, t])
+    return ", ".join(f"{a:.1f}" if a == b else f"{a:.1f}-{b:.1f}" for a, b in spans[:12])
 
 
 # --- the run --------------------------------------------------------------------------------------------
@@ -293,10 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-rate", type=float, default=10.0, help="requests/s for the 1,000-row page")
     parser.add_argument("--seconds", type=float, default=25.0, help="length of each run")
     parser.add_argument("--keep-database", action="store_true")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--freeze-gc", action="store_true", help="serve with gc.freeze() after start-up (an experiment)"
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(load_child(*json.loads(args.child))))
+        print(json.dumps(load_child(*json.loads(sys.stdin.read()))))
         return 0
     notes = [f"Code: {code_version(['serving', 'churn'])}."]
     with (
@@ -318,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
             " not counted."
         )
         port = free_port()
-        server = start_server(url, Path(scratch), port)
+        server = start_server(url, Path(scratch), port, freeze_gc=args.freeze_gc)
+        if args.freeze_gc:
+            notes.append("Server: gc.freeze() after start-up.")
         base = f"http://127.0.0.1:{port}"
         try:
             runs = []
