@@ -134,25 +134,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-# The same server with the objects alive after start-up moved out of the collector's reach: shows
-# how much of the tail is the cyclic garbage collector walking the imported libraries' objects.
-FROZEN_SERVER = (
-    "import gc, sys, uvicorn\n"
-    "from serving.api.app import create_app\n"
-    "app = create_app()\n"
-    "gc.freeze()\n"
-    "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), access_log=False, log_level='warning')\n"
-)
-
-
-def start_server(url: str, home: Path, port: int, *, freeze_gc: bool = False) -> subprocess.Popen:
+def start_server(url: str, home: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "CHURN_DATABASE_URL": url, "CHURN_HOME": str(home)}
     command = [
         *("-m", "uvicorn", "serving.api.app:create_app", "--factory", "--host", "127.0.0.1"),
         *("--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"),
     ]
-    if freeze_gc:
-        command = ["-c", FROZEN_SERVER, str(port)]
     server = subprocess.Popen([sys.executable, *command], env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -311,9 +298,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-rate", type=float, default=10.0, help="requests/s for the 1,000-row page")
     parser.add_argument("--seconds", type=float, default=25.0, help="length of each run")
     parser.add_argument("--keep-database", action="store_true")
-    parser.add_argument(
-        "--freeze-gc", action="store_true", help="serve with gc.freeze() after start-up (an experiment)"
-    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -339,9 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             " not counted."
         )
         port = free_port()
-        server = start_server(url, Path(scratch), port, freeze_gc=args.freeze_gc)
-        if args.freeze_gc:
-            notes.append("Server: gc.freeze() after start-up.")
+        server = start_server(url, Path(scratch), port)
         base = f"http://127.0.0.1:{port}"
         try:
             runs = []
