@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint format bench bench-features bench-training bench-scoring bench-dispatch lock clean
+.PHONY: setup demo test lint format bench bench-features bench-training bench-scoring bench-dispatch bench-api lock clean
 
 $(BIN)/churn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ bench-scoring: setup  ## churn score on 100,000 synthetic customers vs a bare bo
 
 bench-dispatch: setup  ## alert dispatch against a fake Slack limited to 1 message/s per channel, clean and with 20% 5xx (about 2 minutes)
 	$(BIN)/python -m benchmarks.dispatch
+
+bench-api: setup  ## API latency at a fixed request rate, uvicorn on PostgreSQL with 100,000 scored customers (about 2 minutes; see docs/api.md)
+	$(BIN)/python -m benchmarks.api
 
 lock:  ## re-resolve the newest allowed versions into constraints.txt (then run make test)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
