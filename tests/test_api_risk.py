@@ -138,7 +138,9 @@ def test_drivers_that_were_not_stored_are_unavailable_without_a_champion_and_say
 
 
 @pytest.mark.slow
-def test_drivers_that_were_not_stored_are_computed_by_the_champion_which_makes_the_api_ready(world, demo_training, demo_dataset):
+def test_drivers_that_were_not_stored_are_computed_by_the_champion_which_makes_the_api_ready(
+    world, demo_training, demo_dataset
+):
     from training.registry import promote
     from training.tracking import log_training_run
 
