@@ -107,6 +107,10 @@ class LabelsConfig(_Section):
     exclude_reason_codes: list[str] = Field(
         default=["payment_failed"], description="Cancellation reason codes left out of the churn label."
     )
+    exclude_uncontrollable: bool = Field(
+        default=True,
+        description="Leave churn whose reason the company could not have changed out of the label.",
+    )
 
 
 CALIBRATION_METHODS = ("auto", "isotonic", "sigmoid")
@@ -376,6 +380,96 @@ class PromotionConfig(_Section):
         return _one_of(value, PROMOTION_METRICS, "metric")
 
 
+class Reason(_Section):
+    """One cancellation reason: what it means, whether CS can act on it, and what a rep should do."""
+
+    label: str = Field(min_length=1, max_length=80, description="How the reason reads to a rep.")
+    voluntary: bool = Field(description="The customer chose to leave (not a failed payment).")
+    controllable: bool = Field(description="Something the company could have changed (price, support, ...).")
+    play: str = Field(min_length=1, max_length=600, description="The suggested play for a rep.")
+
+
+DEFAULT_TAXONOMY = {
+    "price": Reason(
+        label="Price",
+        voluntary=True,
+        controllable=True,
+        play="Compare what they use with what they pay: right-size the plan or seats before the renewal "
+        "and show the value delivered in their own numbers.",
+    ),
+    "product_fit": Reason(
+        label="Missing feature",
+        voluntary=True,
+        controllable=True,
+        play="Ask which workflow is blocked, share the roadmap or a workaround, and bring product in "
+        "if the account is worth it.",
+    ),
+    "support": Reason(
+        label="Poor service",
+        voluntary=True,
+        controllable=True,
+        play="Service recovery: apologise, ask what went wrong, agree one action item with a date, "
+        "and follow up when it is done.",
+    ),
+    "adoption": Reason(
+        label="Low usage, no value seen",
+        voluntary=True,
+        controllable=True,
+        play="Re-onboard: find the champion, agree two outcomes that matter to them, and book a "
+        "training session for the team.",
+    ),
+    "competitor": Reason(
+        label="Moving to a competitor",
+        voluntary=True,
+        controllable=True,
+        play="Find out which competitor and why, answer the gap that matters most, and involve the "
+        "account executive.",
+    ),
+    "business_closed": Reason(
+        label="Business closed, acquired or budget cut to zero",
+        voluntary=True,
+        controllable=False,
+        play="Confirm the situation kindly, offer a pause or a smaller plan, and keep the contact.",
+    ),
+    "payment_failed": Reason(
+        label="Failed payment",
+        voluntary=False,
+        controllable=True,
+        play="Billing first: check the card and the dunning e-mails, and offer another way to pay.",
+    ),
+    # Kept in the churn label: a reason no one could classify is not a reason to stop learning from it.
+    "other": Reason(
+        label="Other",
+        voluntary=True,
+        controllable=True,
+        play="Ask what would have made them stay, and note it for the team.",
+    ),
+}
+
+
+class ReasonsConfig(_Section):
+    taxonomy: dict[str, Reason] = Field(
+        default=DEFAULT_TAXONOMY,
+        description="Cancellation reason codes, each with its label, kind and suggested play.",
+    )
+    min_confidence: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="A text classified with less confidence than this is left as 'other'.",
+    )
+
+    @field_validator("taxonomy")
+    @classmethod
+    def _codes(cls, value: dict[str, Reason]) -> dict[str, Reason]:
+        for code in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", code):
+                raise ValueError(f"reason code {code!r}: use lower-case letters, digits and _ (at most 64)")
+        if "other" not in value:
+            raise ValueError("the taxonomy needs an 'other' reason (where unclear texts go)")
+        return value
+
+
 class ProductConfig(_Section):
     """Every product behaviour a team may want to change, with its default."""
 
@@ -388,6 +482,17 @@ class ProductConfig(_Section):
     alerts: AlertsConfig = AlertsConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     promotion: PromotionConfig = PromotionConfig()
+    reasons: ReasonsConfig = ReasonsConfig()
+
+    @model_validator(mode="after")
+    def _label_codes_in_taxonomy(self) -> ProductConfig:
+        orphans = [code for code in self.labels.exclude_reason_codes if code not in self.reasons.taxonomy]
+        if orphans:
+            raise ValueError(
+                f"labels.exclude_reason_codes: {orphans[0]!r} is not a reason in reasons.taxonomy "
+                f"({', '.join(self.reasons.taxonomy)})"
+            )
+        return self
 
 
 def check_timezone(name: str) -> ZoneInfo:
@@ -420,7 +525,9 @@ def load_config(path: Path | None) -> ProductConfig:
         return ProductConfig.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            ": ".join(
+                filter(None, [".".join(str(p) for p in err["loc"]), err["msg"].removeprefix("Value error, ")])
+            )
             for err in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None

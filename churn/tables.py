@@ -404,6 +404,18 @@ alert_outcomes = Table(
     Index(None, "alert_id", "created_at"),
 )
 
+# Reason codes the text classifier filled in for cancellations that gave text but no code (or "other").
+# Kept apart from the imported rows: a re-import never loses them and a retrained classifier replaces them.
+reason_predictions = Table(
+    "reason_predictions",
+    metadata,
+    Column("cancellation_id", ID, ForeignKey("cancellations.cancellation_id"), primary_key=True),
+    Column("reason_code", String(64), nullable=False),
+    Column("confidence", Double, nullable=False),
+    Column("classifier", String(64), nullable=False),  # "vocabulary" or the trained model's version
+    Column("classified_at", UtcDateTime, nullable=False),
+)
+
 # APScheduler 3's job store table, declared here so migrations own the whole schema (the
 # definition is APScheduler's SQLAlchemyJobStore's own).
 apscheduler_jobs = Table(
