@@ -15,8 +15,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Select, func, select
 
-from churn.config import LabelsConfig
-from churn.tables import cancellations, ingest_runs, subscriptions, usage_daily
+from churn.config import LabelsConfig, ReasonsConfig
+from churn.tables import (
+    alert_outcomes,
+    cancellations,
+    ingest_runs,
+    reason_predictions,
+    subscriptions,
+    usage_daily,
+)
 from features.scope import as_of_instant
 
 LABELLED = "labelled"
@@ -24,8 +31,38 @@ CENSORED = "censored"
 EXCLUDED = "excluded"
 STATUSES = (LABELLED, CENSORED, EXCLUDED)
 
-CHURN_COLUMNS = ["customer_id", "churned_at", "reason_code", "reason_text", "voluntary", "cancellation_id"]
-LABEL_COLUMNS = ["churned", "label_status", "churned_at", "reason_code", "voluntary"]
+# Where a churn's reason came from, most trusted first: what the cancellation itself says, the text
+# classifier's reading of its free text, what a rep recorded on an alert ("customer is leaving").
+CANCELLATION = "cancellation"
+CLASSIFIER = "classifier"
+ALERT_OUTCOME = "alert_outcome"
+REASON_SOURCES = (CANCELLATION, CLASSIFIER, ALERT_OUTCOME)
+UNKNOWN = "unknown"
+
+# Why the label policy left a churn out, in the order the rules are asked.
+INVOLUNTARY = "involuntary"
+UNCONTROLLABLE = "uncontrollable"
+REASON_CODE = "reason_code"
+EXCLUSIONS = (INVOLUNTARY, UNCONTROLLABLE, REASON_CODE)
+
+CHURN_COLUMNS = [
+    "customer_id",
+    "churned_at",
+    "reason_code",
+    "reason_source",
+    "reason_text",
+    "voluntary",
+    "cancellation_id",
+]
+LABEL_COLUMNS = [
+    "churned",
+    "label_status",
+    "churned_at",
+    "reason_code",
+    "reason_source",
+    "voluntary",
+    "excluded_because",
+]
 
 _UTC = "datetime64[ns, UTC]"
 # An open subscription (no ended_at) covers the customer for ever: it sorts after every real end.
@@ -33,15 +70,17 @@ _OPEN = np.iinfo(np.int64).max
 
 
 def churn_events(connection: Connection, config: LabelsConfig) -> pd.DataFrame:
-    """Every churn of every customer, with the cancellation (and its reason) that explains it, if any.
+    """Every churn of every customer, with the cancellation that explains it, if any, and its reason.
 
     Subscriptions that overlap or follow each other within ``grace_days`` are one stretch of coverage;
     the end of a stretch that no subscription resumes is a churn. Columns: customer_id, churned_at
-    (aware UTC), reason_code, reason_text, voluntary, cancellation_id (None when no cancellation matched).
+    (aware UTC), reason_code and reason_source (see ``_fill_reasons``; None when no one said why),
+    reason_text, voluntary (the cancellation's own flag), cancellation_id (None when none matched).
     """
     churns = _coverage_ends(connection, config.grace_days)
     matched = _match_cancellations(connection, churns, config.grace_days)
-    return matched.sort_values(["customer_id", "churned_at"], kind="stable").reset_index(drop=True)
+    matched = matched.sort_values(["customer_id", "churned_at"], kind="stable").reset_index(drop=True)
+    return _fill_reasons(connection, matched)[CHURN_COLUMNS]
 
 
 def observed_until(connection: Connection) -> datetime | None:
@@ -56,14 +95,17 @@ def label_snapshots(
     *,
     horizon_days: int | None = None,
     observed_until: datetime | None = None,
+    reasons: ReasonsConfig | None = None,
 ) -> pd.DataFrame:
     """Label each snapshot (customer_id, as_of): did the customer churn in (as_of, as_of + horizon]?
 
     Returns the snapshots with churned (Int8: 1, 0, or <NA> unless labelled), label_status
-    ('labelled', 'censored' or 'excluded'), and the churned_at, reason_code and voluntary of the churn
-    in the window. A window holding only churns the label policy leaves out is 'excluded'; one that
-    ends less than ``grace_days`` before ``observed_until`` (default: the freshest fact) is 'censored'.
+    ('labelled', 'censored' or 'excluded'), and the churned_at, reason_code, reason_source, voluntary
+    and excluded_because of the churn in the window. A window holding only churns the label policy
+    leaves out (by the ``reasons`` taxonomy; default: the built-in one) is 'excluded'; one that ends
+    less than ``grace_days`` before ``observed_until`` (default: the freshest fact) is 'censored'.
     """
+    taxonomy = (reasons or ReasonsConfig()).taxonomy
     horizon_days = config.horizon_days if horizon_days is None else horizon_days
     _check_horizon(horizon_days)
     missing = [name for name in ("customer_id", "as_of") if name not in snapshots.columns]
@@ -79,7 +121,8 @@ def label_snapshots(
         {"row": np.arange(len(snapshots)), "customer_id": snapshots["customer_id"].to_numpy(), "as_of": as_of}
     )
     churns = churn_events(connection, config)
-    churns["excluded"] = _excluded(churns, config)
+    churns = _apply_policy(churns, config, taxonomy)
+    churns["excluded"] = churns["excluded_because"].notna()
     in_window = rows.merge(churns, on="customer_id")
     in_window = in_window[
         (in_window["churned_at"] > in_window["as_of"])
@@ -116,18 +159,44 @@ def label_snapshots(
         np.where(shown & first["reason_code"].notna().to_numpy(), reason, None), index=out.index, dtype=object
     )
     out["voluntary"] = voluntary
+    for name in ("reason_source", "excluded_because"):
+        values = first[name].to_numpy(dtype=object)
+        out[name] = pd.Series(
+            np.where(shown & first[name].notna().to_numpy(), values, None), index=out.index, dtype=object
+        )
     return out
 
 
-def label_summary(labels: pd.DataFrame) -> dict[str, Any]:
-    """How many snapshots were labelled, censored and excluded, and the churn rate among the labelled."""
+def label_summary(labels: pd.DataFrame, reasons: ReasonsConfig | None = None) -> dict[str, Any]:
+    """Snapshots labelled, censored and excluded (and why), the churn rate, and the churns by reason.
+
+    ``churns_by_reason``, ``reason_sources`` and ``orphaned_reasons`` count distinct churns (customer
+    and date) seen in a known window; an orphaned reason is a stored code the ``reasons`` taxonomy
+    (default: the built-in one) no longer has: such churns stay in the label.
+    """
+    taxonomy = (reasons or ReasonsConfig()).taxonomy
     counts = labels["label_status"].value_counts()
     summary: dict[str, Any] = {"snapshots": len(labels)}
     summary.update({status: int(counts.get(status, 0)) for status in STATUSES})
     churned = int((labels["churned"] == 1).sum())
     summary["churned"] = churned
     summary["churn_rate"] = churned / summary[LABELLED] if summary[LABELLED] else None
+    why = labels.loc[labels["label_status"] == EXCLUDED, "excluded_because"].value_counts()
+    summary["excluded_because"] = {name: int(why.get(name, 0)) for name in EXCLUSIONS}
+    seen = labels[labels["churned_at"].notna()].drop_duplicates(["customer_id", "churned_at"])
+    reason = seen["reason_code"].astype(object).where(seen["reason_code"].notna(), UNKNOWN)
+    summary["churns"] = len(seen)
+    summary["churns_by_reason"] = _counts(reason)
+    source = seen["reason_source"].astype(object).where(seen["reason_source"].notna(), UNKNOWN)
+    summary["reason_sources"] = _counts(source)
+    summary["orphaned_reasons"] = _counts(reason[(reason != UNKNOWN) & ~reason.isin(list(taxonomy))])
     return summary
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    """Counts by value, largest first (ties by name), as plain ints."""
+    counted = values.value_counts()
+    return {str(k): int(n) for k, n in sorted(counted.items(), key=lambda item: (-item[1], str(item[0])))}
 
 
 def _check_horizon(horizon_days: int) -> None:
@@ -188,18 +257,105 @@ def _match_cancellations(connection: Connection, churns: pd.DataFrame, grace_day
         direction="nearest",
         tolerance=pd.Timedelta(days=grace_days),
     )
-    out = matched[CHURN_COLUMNS].copy()
+    out = matched[[name for name in CHURN_COLUMNS if name != "reason_source"]].copy()
     for name in ("reason_code", "reason_text", "cancellation_id"):
         out[name] = out[name].astype(object).where(out[name].notna(), None)
     out["voluntary"] = out["voluntary"].astype("boolean")
     return out
 
 
-def _excluded(churns: pd.DataFrame, config: LabelsConfig) -> pd.Series:
-    """The churns the label policy leaves out: involuntary ones, or those with an excluded reason."""
-    involuntary = churns["voluntary"].eq(False).fillna(False).astype(bool)
-    reason = churns["reason_code"].isin(config.exclude_reason_codes)
-    return (involuntary & config.exclude_involuntary) | reason
+def _fill_reasons(connection: Connection, churns: pd.DataFrame) -> pd.DataFrame:
+    """Each churn's reason: the cancellation's code, else the classifier's, else a rep's on an alert.
+
+    A rep's reason counts if it was recorded before the churn and after the customer's previous churn
+    (what they said before a win-back is about the earlier departure); the latest such one wins.
+    """
+    churns = churns.copy()
+    own = _blank_is_none(churns["reason_code"])
+    churns["reason_source"] = pd.Series(np.where(own.notna(), CANCELLATION, None), dtype=object)
+
+    predicted = _read(
+        connection, select(reason_predictions.c.cancellation_id, reason_predictions.c.reason_code)
+    )
+    by_cancellation = dict(
+        zip(predicted["cancellation_id"], _blank_is_none(predicted["reason_code"]), strict=True)
+    )
+    classified = churns["cancellation_id"].map(lambda key: None if key is None else by_cancellation.get(key))
+    use = own.isna() & classified.notna()
+    own = own.where(~use, classified)
+    churns.loc[use, "reason_source"] = CLASSIFIER
+
+    said = _read(
+        connection,
+        select(alert_outcomes.c.customer_id, alert_outcomes.c.created_at, alert_outcomes.c.reason_code).where(
+            alert_outcomes.c.outcome == "churning",
+            alert_outcomes.c.reason_code.is_not(None),
+            alert_outcomes.c.customer_id.is_not(None),
+        ),
+    )
+    said["reason_code"] = _blank_is_none(said["reason_code"])
+    said = said[said["reason_code"].notna()]
+    if not said.empty and own.isna().any():
+        said = said.assign(
+            created_at=_instants(said["created_at"]), customer_id=said["customer_id"].astype(object)
+        )
+        previous = churns.groupby("customer_id", sort=False)["churned_at"].shift(1)
+        ordered = churns.assign(previous_churn=previous, position=np.arange(len(churns)))
+        latest = (
+            pd.merge_asof(
+                ordered.sort_values("churned_at", kind="stable"),
+                said.rename(columns={"reason_code": "said_reason"}).sort_values("created_at", kind="stable"),
+                left_on="churned_at",
+                right_on="created_at",
+                by="customer_id",
+                direction="backward",
+            )
+            .set_index("position")
+            .sort_index()
+        )
+        fresh = latest["previous_churn"].isna() | (latest["created_at"] > latest["previous_churn"])
+        told = latest["said_reason"].where(fresh & latest["said_reason"].notna()).to_numpy(dtype=object)
+        use = own.isna().to_numpy() & pd.notna(told)
+        own = own.where(~use, pd.Series(told, index=own.index))
+        churns.loc[use, "reason_source"] = ALERT_OUTCOME
+
+    churns["reason_code"] = own.astype(object).where(own.notna(), None)
+    return churns
+
+
+def _apply_policy(churns: pd.DataFrame, config: LabelsConfig, taxonomy: dict[str, Any]) -> pd.DataFrame:
+    """Each churn's voluntary flag as the policy reads it, and why the policy leaves it out (None: kept).
+
+    A churn is involuntary if its cancellation says so or its reason is; a code the taxonomy does not
+    know (orphaned by a taxonomy change) says nothing either way, so that churn stays in the label.
+    """
+    known = churns["reason_code"].map(lambda code: taxonomy.get(code) if code is not None else None)
+    reason_voluntary = pd.array(known.map(lambda r: None if r is None else r.voluntary), dtype="boolean")
+    uncontrollable = known.map(lambda r: r is not None and not r.controllable).to_numpy(dtype=bool)
+    flag = churns["voluntary"].astype("boolean")
+    involuntary = (
+        flag.eq(False).fillna(False) | pd.Series(reason_voluntary).eq(False).fillna(False).to_numpy()
+    ).to_numpy(dtype=bool)
+    voluntary = flag.where(flag.notna(), pd.Series(reason_voluntary, index=flag.index))
+    voluntary[involuntary] = False
+    coded = churns["reason_code"].isin(config.exclude_reason_codes).to_numpy(dtype=bool)
+    because = np.select(
+        [involuntary & config.exclude_involuntary, uncontrollable & config.exclude_uncontrollable, coded],
+        list(EXCLUSIONS),
+        default="",
+    )
+    return churns.assign(
+        voluntary=voluntary,
+        excluded_because=pd.Series(np.where(because == "", None, because), index=churns.index, dtype=object),
+    )
+
+
+def _blank_is_none(values: pd.Series) -> pd.Series:
+    """Codes as text, with missing and blank ones as None."""
+    text = values.astype(object).map(
+        lambda v: None if v is None or pd.isna(v) or not str(v).strip() else str(v).strip()
+    )
+    return text.astype(object)
 
 
 def _freshest_fact(connection: Connection) -> datetime | None:

@@ -8,8 +8,17 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 
-from churn.config import LabelsConfig
-from churn.tables import cancellations, customers, ingest_runs, subscriptions, usage_events
+from churn.config import DEFAULT_TAXONOMY, LabelsConfig, ReasonsConfig
+from churn.tables import (
+    alert_outcomes,
+    alerts,
+    cancellations,
+    customers,
+    ingest_runs,
+    reason_predictions,
+    subscriptions,
+    usage_events,
+)
 from features.labels import churn_events, label_snapshots, label_summary, observed_until
 from features.rollup import refresh_usage_rollup
 from tests.factories import insert_rows
@@ -241,11 +250,167 @@ def test_involuntary_churn_is_excluded_whatever_its_reason(engine):
 
 def test_an_excluded_reason_code_excludes_voluntary_churn(engine):
     subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
-    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="business_closed", voluntary=True)
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="competitor", voluntary=True)
 
     assert label(engine, [("C1", "2024-05-01")])["churned"].tolist() == [1]
-    closed = LabelsConfig(exclude_reason_codes=["business_closed"])
-    assert label(engine, [("C1", "2024-05-01")], closed)["label_status"].tolist() == ["excluded"]
+    rivals = LabelsConfig(exclude_reason_codes=["competitor"])
+    labels = label(engine, [("C1", "2024-05-01")], rivals)
+    assert labels["label_status"].tolist() == ["excluded"]
+    assert labels["excluded_because"].tolist() == ["reason_code"]
+
+
+def test_uncontrollable_churn_is_excluded_by_default(engine):
+    # A business that closed is a churn no rep could have prevented: not what the CS model predicts.
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="business_closed", voluntary=True)
+
+    labels = label(engine, [("C1", "2024-05-01")])
+    assert labels["label_status"].tolist() == ["excluded"]
+    assert labels["excluded_because"].tolist() == ["uncontrollable"]
+    assert labels["voluntary"].tolist() == [True]
+
+    kept = label(engine, [("C1", "2024-05-01")], LabelsConfig(exclude_uncontrollable=False))
+    assert kept["churned"].tolist() == [1]
+    assert kept["excluded_because"].tolist() == [None]
+
+
+def test_the_taxonomy_decides_what_a_reason_means(engine):
+    # A company whose taxonomy calls "price" uncontrollable and "competitor" involuntary.
+    taxonomy = {
+        **DEFAULT_TAXONOMY,
+        "price": DEFAULT_TAXONOMY["price"].model_copy(update={"controllable": False}),
+        "competitor": DEFAULT_TAXONOMY["competitor"].model_copy(update={"voluntary": False}),
+    }
+    reasons = ReasonsConfig(taxonomy=taxonomy)
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C2", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="price", voluntary=None)
+    cancel(engine, "X2", "C2", "2024-06-01T00:00:00Z", reason_code="competitor", voluntary=None)
+    rows = [("C1", "2024-05-01"), ("C2", "2024-05-01")]
+
+    assert label(engine, rows)["churned"].tolist() == [1, 1]
+    labels = label(engine, rows, reasons=reasons)
+    assert labels["excluded_because"].tolist() == ["uncontrollable", "involuntary"]
+    # The cancellation gave no flag: the reason's own kind says whether the customer chose to leave.
+    assert labels["voluntary"].tolist() == [True, False]
+
+
+def test_an_orphaned_reason_code_stays_a_churn_and_is_reported(engine):
+    # The taxonomy dropped "support" after cancellations were stored with it.
+    reasons = ReasonsConfig(taxonomy={k: v for k, v in DEFAULT_TAXONOMY.items() if k != "support"})
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="support", voluntary=None)
+
+    labels = label(engine, [("C1", "2024-05-01"), ("C1", "2024-04-01")], reasons=reasons)
+
+    assert labels["churned"].tolist() == [1, 1]
+    assert labels["reason_code"].tolist() == ["support", "support"]
+    assert labels["voluntary"].isna().all()
+    summary = label_summary(labels, reasons)
+    assert summary["orphaned_reasons"] == {"support": 1}
+    assert summary["churns_by_reason"] == {"support": 1}
+    assert label_summary(labels)["orphaned_reasons"] == {}
+
+
+def predict(engine, cancellation_id: str, reason_code: str, confidence: float = 0.9) -> None:
+    insert_rows(
+        engine,
+        reason_predictions,
+        [
+            {
+                "cancellation_id": cancellation_id,
+                "reason_code": reason_code,
+                "confidence": confidence,
+                "classifier": "vocabulary",
+                "classified_at": "2024-06-02T00:00:00Z",
+            }
+        ],
+    )
+
+
+def rep_says(engine, customer_id: str, when: str, reason_code: str | None, outcome: str = "churning") -> None:
+    """A rep marks an alert about the customer with an outcome, as Slack or the API records it."""
+    with engine.begin() as connection:
+        alert_id = connection.execute(
+            insert(alerts)
+            .values(
+                dedupe_key=f"{customer_id}:{when}:{outcome}",
+                kind="threshold",
+                customer_id=customer_id,
+                as_of=date.fromisoformat(when[:10]),
+                channel="default",
+                message={},
+                state="sent",
+                attempts=1,
+                next_attempt_at=datetime.fromisoformat(when),
+                created_at=datetime.fromisoformat(when),
+                updated_at=datetime.fromisoformat(when),
+            )
+            .returning(alerts.c.alert_id)
+        ).scalar_one()
+        connection.execute(
+            insert(alert_outcomes).values(
+                alert_id=alert_id,
+                customer_id=customer_id,
+                outcome=outcome,
+                reason_code=reason_code,
+                actor="rep@example.com",
+                source="slack",
+                created_at=datetime.fromisoformat(when),
+            )
+        )
+
+
+def test_the_classifier_fills_a_cancellation_that_gave_only_text(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C2", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C3", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code=None, voluntary=None)
+    cancel(engine, "X2", "C2", "2024-06-01T00:00:00Z", reason_code="", voluntary=None)
+    cancel(engine, "X3", "C3", "2024-06-01T00:00:00Z", reason_code="competitor")
+    predict(engine, "X1", "payment_failed")
+    predict(engine, "X2", "adoption")
+    predict(engine, "X3", "price")  # the cancellation's own code wins over the classifier's
+
+    found = churns(engine).set_index("customer_id")
+    assert found["reason_code"].to_dict() == {"C1": "payment_failed", "C2": "adoption", "C3": "competitor"}
+    assert found["reason_source"].to_dict() == {"C1": "classifier", "C2": "classifier", "C3": "cancellation"}
+
+    labels = label(engine, [("C1", "2024-05-01"), ("C2", "2024-05-01"), ("C3", "2024-05-01")])
+    assert labels["label_status"].tolist() == ["excluded", "labelled", "labelled"]
+    assert labels["excluded_because"].tolist() == ["involuntary", None, None]
+
+
+def test_a_reason_a_rep_gave_before_the_churn_fills_a_churn_nobody_explained(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))  # no cancellation row at all
+    subscribe(engine, "C2", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C3", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X3", "C3", "2024-06-01T00:00:00Z", reason_code=None, voluntary=None)
+    rep_says(engine, "C1", "2024-04-01T10:00:00+00:00", "price")
+    rep_says(engine, "C1", "2024-05-10T10:00:00+00:00", "business_closed")  # the latest before the churn
+    rep_says(engine, "C1", "2024-05-20T10:00:00+00:00", None)  # leaving, no reason given
+    rep_says(engine, "C1", "2024-06-20T10:00:00+00:00", "support")  # after the churn: not its reason
+    rep_says(engine, "C2", "2024-05-10T10:00:00+00:00", "competitor", outcome="saved")
+    rep_says(engine, "C3", "2024-05-10T10:00:00+00:00", "adoption")
+
+    found = churns(engine).set_index("customer_id")
+
+    assert found["reason_code"].to_dict() == {"C1": "business_closed", "C2": None, "C3": "adoption"}
+    assert found["reason_source"].to_dict() == {"C1": "alert_outcome", "C2": None, "C3": "alert_outcome"}
+    labels = label(engine, [("C1", "2024-05-15"), ("C2", "2024-05-15"), ("C3", "2024-05-15")])
+    assert labels["label_status"].tolist() == ["excluded", "labelled", "labelled"]
+
+
+def test_a_rep_reason_before_a_win_back_does_not_explain_the_later_churn(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-03-01"), ("2024-05-01", "2024-08-01"))
+    rep_says(engine, "C1", "2024-02-10T00:00:00+00:00", "business_closed")
+
+    found = churns(engine)
+
+    assert found["reason_code"].tolist() == ["business_closed", None]
+    labels = label(engine, [("C1", "2024-02-15"), ("C1", "2024-06-01")])
+    assert labels["label_status"].tolist() == ["excluded", "labelled"]
+    assert labels["churned"].tolist() == [pd.NA, 1]
 
 
 def test_a_counted_churn_in_the_window_wins_over_an_excluded_one(engine):
@@ -329,23 +494,36 @@ def test_bad_snapshots_or_observation_time_are_refused(engine):
         label(engine, [("C1", "2024-05-01")], observed_until=datetime(2024, 9, 1))
 
 
-def test_label_summary_counts_statuses_and_the_churn_rate():
-    labels = pd.DataFrame(
-        {
-            "churned": pd.array([1, 0, 0, 0, pd.NA, pd.NA], dtype="Int8"),
-            "label_status": ["labelled"] * 4 + ["censored", "excluded"],
-        }
-    )
+def test_label_summary_counts_statuses_the_churn_rate_and_the_reasons(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C2", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C3", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C4", ("2024-01-01", None))
+    subscribe(engine, "C5", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="price")
+    cancel(engine, "X2", "C2", "2024-06-01T00:00:00Z", reason_code="payment_failed", voluntary=False)
+    cancel(engine, "X3", "C3", "2024-06-01T00:00:00Z", reason_code=None, voluntary=None)
+    predict(engine, "X3", "business_closed")
+    rows = [("C1", "2024-05-01"), ("C1", "2024-04-01"), ("C2", "2024-05-01"), ("C3", "2024-05-01")]
+    rows += [("C4", "2024-05-01"), ("C5", "2024-05-01")]
+
+    labels = label(engine, rows, observed_until=datetime(2024, 9, 1, tzinfo=UTC))
+    labels.loc[labels["customer_id"] == "C4", ["label_status", "churned"]] = ["censored", pd.NA]
 
     assert label_summary(labels) == {
         "snapshots": 6,
-        "labelled": 4,
+        "labelled": 3,
         "censored": 1,
-        "excluded": 1,
-        "churned": 1,
-        "churn_rate": 0.25,
+        "excluded": 2,
+        "churned": 3,
+        "churn_rate": 1.0,
+        "excluded_because": {"involuntary": 1, "uncontrollable": 1, "reason_code": 0},
+        "churns": 4,
+        "churns_by_reason": {"business_closed": 1, "payment_failed": 1, "price": 1, "unknown": 1},
+        "reason_sources": {"cancellation": 2, "classifier": 1, "unknown": 1},
+        "orphaned_reasons": {},
     }
-    assert label_summary(labels.iloc[4:])["churn_rate"] is None
+    assert label_summary(labels.iloc[4:5])["churn_rate"] is None
 
 
 def test_an_end_date_later_than_the_last_import_is_a_plan_not_a_fact(engine):

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection
 
-from churn.config import FeaturesConfig, LabelsConfig
+from churn.config import FeaturesConfig, LabelsConfig, ReasonsConfig
 from churn.errors import UserFacingError
 from features.catalogue import Feature, Unit
 from features.labels import EXCLUDED, LABELLED, label_snapshots
@@ -104,6 +104,7 @@ def snapshot_dataset(
     labels_config: LabelsConfig,
     *,
     horizon_days: int | None = None,
+    reasons: ReasonsConfig | None = None,
 ) -> Dataset:
     """Every built snapshot whose label is known, labelled with churn within the horizon."""
     horizon = labels_config.horizon_days if horizon_days is None else horizon_days
@@ -115,7 +116,7 @@ def snapshot_dataset(
         )
     snapshots = load_snapshots(connection, days)
     labels = label_snapshots(
-        connection, snapshots[["customer_id", "as_of"]], labels_config, horizon_days=horizon
+        connection, snapshots[["customer_id", "as_of"]], labels_config, horizon_days=horizon, reasons=reasons
     )
     status = labels["label_status"].to_numpy()
     labelled = status == LABELLED

@@ -63,7 +63,9 @@ def load_dataset(
     engine = engine_for(settings)
     try:
         with engine.connect() as connection:
-            return snapshot_dataset(connection, config.features, config.labels, horizon_days=horizon)
+            return snapshot_dataset(
+                connection, config.features, config.labels, horizon_days=horizon, reasons=config.reasons
+            )
     finally:
         engine.dispose()
 
