@@ -36,8 +36,8 @@ def write_scores(
             )
         )
     }
-    # Change ids continue the table's sequence; scorings are serialised (see serving.scoring), so the
-    # ids grow in commit order and a sync reading "after change N" never skips a committed change.
+    # Change ids are max + 1: scorings are serialised (see serving.scoring) and score rows are never
+    # deleted, so ids grow in commit order and a sync reading "after change N" never skips one.
     next_change = (connection.execute(select(func.max(risk_scores.c.change_id))).scalar() or 0) + 1
     inserts, updates = [], []
     for customer_id, risk, tier in zip(scores["customer_id"], scores["risk"], scores["tier"], strict=True):

@@ -252,10 +252,12 @@ def test_a_sync_sees_every_change_exactly_once_while_a_scoring_of_a_new_day_runs
     seen, cursor = list(first["changes"]), first["next_cursor"]
     pages = 1
     while True:
+        # Whether the scoring had finished before this page was read: only then is "no more" the end.
+        finished = not scoring.is_alive()
         page = world.get("/v1/risk-scores", limit=20, cursor=cursor).json()
         seen += page["changes"]
         cursor, pages = page["next_cursor"], pages + 1
-        if not page["has_more"] and not scoring.is_alive():
+        if not page["has_more"] and finished:
             break
     scoring.join()
     rest = world.get("/v1/risk-scores", cursor=cursor).json()

@@ -96,7 +96,7 @@ async def slack_interactions(request: Request, background: BackgroundTasks) -> R
 def verify_signature(request: Request, body: bytes) -> None:
     """Refuse a request Slack did not sign with our signing secret, or one signed over five minutes ago."""
     secret = request.app.state.settings.slack_signing_secret
-    if secret is None or not secret.get_secret_value():
+    if secret is None or not secret.get_secret_value().strip():
         raise ApiError(
             503, "Slack interactivity is off: set SLACK_SIGNING_SECRET (the Slack app's signing secret)"
         )
@@ -106,6 +106,8 @@ def verify_signature(request: Request, body: bytes) -> None:
         raise ApiError(
             401, "not signed by Slack: X-Slack-Signature and X-Slack-Request-Timestamp are required"
         )
+    if not (signature.isascii() and timestamp.isascii()):  # compare_digest refuses non-ASCII text
+        raise ApiError(401, "the Slack signature does not match this request (not ASCII)")
     verifier = SignatureVerifier(secret.get_secret_value())
     try:
         sent_at = int(timestamp)

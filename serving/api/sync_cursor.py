@@ -28,7 +28,7 @@ def decode_cursor(cursor: str) -> int:
         not isinstance(payload, dict)
         or payload.get("v") != CURSOR_VERSION
         or type(payload.get("after")) is not int
-        or payload["after"] < 0
+        or not 0 <= payload["after"] <= 2**63 - 1  # a BIGINT
     ):
         raise ApiError(
             422,

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
 
 from churn.clock import utc_now
 from churn.contract import ENTITIES, Entity, Kind
@@ -58,7 +58,7 @@ class _Row(BaseModel):
 
 # JSON types a column accepts; the value rules (formats, ranges, lengths) are the contract's.
 _JSON_TYPES: dict[Kind, Any] = {
-    Kind.TEXT: str | int,
+    Kind.TEXT: StrictStr | StrictInt,  # not a JSON true: it would become the text "true"
     Kind.CHOICE: str,
     Kind.TIMESTAMP: str,
     Kind.NUMBER: int | float | str,
@@ -107,7 +107,10 @@ class IngestResult(BaseModel):
 
 async def _bounded_batch(request: Request) -> None:
     """Refuse an oversized batch before its rows are validated one by one."""
-    body = await request.json()
+    try:
+        body = await request.json()
+    except ValueError:
+        return  # not JSON at all: FastAPI's own body check answers it
     rows = body.get("rows") if isinstance(body, dict) else None
     if isinstance(rows, list) and len(rows) > MAX_BATCH_ROWS:
         raise ApiError(413, f"the batch has {len(rows):,} rows; send at most {MAX_BATCH_ROWS:,} per request")
