@@ -91,7 +91,7 @@ def reason_churns(connection: Connection, config: ProductConfig) -> pd.DataFrame
         .merge(filled.drop(columns="confidence"), on="cancellation_id", how="left")
         .merge(segments, on="customer_id", how="left")
     )
-    out["rep_code"] = _rep_reasons(connection, out, config)
+    out["rep_code"] = _rep_reasons(connection, out)
     code = out["reason_code"].where(out["reason_code"].notna(), None)
     text = out["reason_text"].fillna("").astype(str).str.strip()
     out["has_text"] = text.ne("")
@@ -117,8 +117,8 @@ def reason_churns(connection: Connection, config: ProductConfig) -> pd.DataFrame
     return out[CHURN_COLUMNS].reset_index(drop=True)
 
 
-def _rep_reasons(connection: Connection, churns: pd.DataFrame, config: ProductConfig) -> pd.Series:
-    """The reason a rep last gave for the customer leaving, from the horizon before a churn to just after."""
+def _rep_reasons(connection: Connection, churns: pd.DataFrame) -> pd.Series:
+    """The reason a rep last gave for the customer leaving before each churn."""
     query = select(
         alert_outcomes.c.customer_id, alert_outcomes.c.created_at, alert_outcomes.c.reason_code
     ).where(alert_outcomes.c.outcome == "churning", alert_outcomes.c.reason_code.is_not(None))
@@ -126,12 +126,13 @@ def _rep_reasons(connection: Connection, churns: pd.DataFrame, config: ProductCo
     if given.empty:
         return pd.Series([None] * len(churns), index=churns.index, dtype=object)
     given["created_at"] = pd.to_datetime(given["created_at"], utc=True)
-    pairs = churns[["customer_id", "churned_at"]].reset_index().merge(given, on="customer_id")
-    early = pd.Timedelta(days=config.labels.horizon_days)
-    late = pd.Timedelta(days=config.labels.grace_days)
+    # As the label policy reads them: said before this churn, and after the customer's previous one.
+    ordered = churns[["customer_id", "churned_at"]].sort_values("churned_at", kind="stable")
+    ordered["previous"] = ordered.groupby("customer_id")["churned_at"].shift(1)
+    pairs = ordered.reset_index().merge(given, on="customer_id")
     near = pairs[
-        (pairs["created_at"] >= pairs["churned_at"] - early)
-        & (pairs["created_at"] <= pairs["churned_at"] + late)
+        (pairs["created_at"] <= pairs["churned_at"])
+        & (pairs["previous"].isna() | (pairs["created_at"] > pairs["previous"]))
     ]
     latest = near.sort_values("created_at", kind="stable").drop_duplicates("index", keep="last")
     return latest.set_index("index")["reason_code"].reindex(churns.index).astype(object)
