@@ -15,6 +15,7 @@ from features.snapshot import load_snapshots
 from serving.alerting import CustomerFacts
 from serving.policy import Decision
 from training.explain import explain_change
+from training.likely_reason import LikelyReasonModel, describe_reason
 from training.model import ChurnModel
 
 
@@ -28,8 +29,10 @@ def gather_facts(
     decisions: list[Decision],
     as_of: date,
     config: ProductConfig,
+    likely_reason: LikelyReasonModel | None = None,
 ) -> dict[str, CustomerFacts]:
-    """The account facts and the change since the comparison scoring, for the customers who alert."""
+    """The account facts, the change since the comparison scoring and (with a model) the likely reason,
+    for the customers who alert."""
     wanted = [d.customer_id for d in decisions]
     if not wanted:
         return {}
@@ -45,6 +48,7 @@ def gather_facts(
     current = features.set_index("customer_id", drop=False)
     tier = dict(zip(scores["customer_id"], scores["tier"], strict=True))
     change = _change_drivers(connection, model, current, compared, config.scoring.top_drivers)
+    reasons = _likely_reasons(likely_reason, current.loc[wanted].reset_index(drop=True), config)
     facts = {}
     for customer_id in wanted:
         account = accounts.get(customer_id)
@@ -62,6 +66,7 @@ def gather_facts(
             previous_as_of=previous[0] if previous else None,
             drivers=drivers.get(customer_id, {}),
             change_drivers=change.get(customer_id, []),
+            likely_reason=reasons.get(customer_id),
         )
     return facts
 
@@ -103,6 +108,19 @@ def _change_drivers(
         ):
             found[customer_id] = [d.as_dict() for d in drivers]
     return found
+
+
+def _likely_reasons(
+    model: LikelyReasonModel | None, rows: pd.DataFrame, config: ProductConfig
+) -> dict[str, dict[str, Any]]:
+    """The likely reason of each alerted customer (only theirs: a handful of rows, not the whole day)."""
+    if model is None or rows.empty:
+        return {}
+    found = model.predict(rows)
+    return {
+        row.customer_id: describe_reason(row.code, row.probability, model, config)
+        for row in found.itertuples(index=False)
+    }
 
 
 def _number(value: object) -> float | None:

@@ -35,6 +35,8 @@ class CustomerFacts:
     previous_as_of: date | None = None
     drivers: dict[str, Any] = field(default_factory=dict)  # {raising, lowering}: training.explain
     change_drivers: list[dict[str, Any]] = field(default_factory=list)
+    # {code, label, probability, play, low_confidence} from the likely-reason model, when there is one.
+    likely_reason: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,8 +153,8 @@ def _alert_row(
         "involuntary": is_involuntary(facts),
         "change_drivers": facts.change_drivers,
         "drivers": facts.drivers,
-        "likely_reason": None,
-        "suggested_play": None,
+        "likely_reason": _likely_reason(facts),
+        "suggested_play": facts.likely_reason.get("play") if facts.likely_reason else None,
         "crm_url": policy.crm_url_template.format(customer_id=facts.customer_id)
         if policy.crm_url_template
         else None,
@@ -171,6 +173,13 @@ def _alert_row(
         "state": AlertState.PENDING.value,
         "state_reason": None,
     }
+
+
+def _likely_reason(facts: CustomerFacts) -> dict[str, Any] | None:
+    if facts.likely_reason is None:
+        return None
+    # The play has its own slot in the message.
+    return {key: value for key, value in facts.likely_reason.items() if key != "play"}
 
 
 def _digest_row(

@@ -365,3 +365,37 @@ def test_every_risk_route_needs_a_key_with_read_scores(api, path):
     assert wrong.status_code == 403 and "lacks the scope read:scores" in wrong.json()["error"]["message"]
     assert right.status_code in (200, 404)
     assert right.status_code == (404 if "customers" in path else 200)
+
+
+# --- The likely reason ---
+
+
+def test_without_a_likely_reason_model_the_risk_says_why_there_is_none(world):
+    low = a_customer(world, "low")
+
+    body = world.get(f"/v1/customers/{low.customer_id}/risk").json()
+
+    assert body["likely_reason"] is None
+    assert "churn reasons likely-train" in body["likely_reason_note"]
+
+
+@pytest.mark.slow
+def test_with_a_likely_reason_model_the_risk_names_the_reason_its_probability_and_play(world, demo_history):
+    from training.likely_reason import train_likely_reason
+
+    config = ProductConfig()
+    history = make_engine(demo_history)
+    try:
+        # The demo history is small: learn from every reason at least two churners gave.
+        trained = train_likely_reason(world.api.settings, config, history, min_examples=2)
+    finally:
+        history.dispose()
+    high = a_customer(world, "high")
+
+    body = world.get(f"/v1/customers/{high.customer_id}/risk").json()
+
+    reason = body["likely_reason"]
+    taxonomy = config.reasons.taxonomy
+    assert reason["code"] in trained.model.codes and reason["label"] == taxonomy[reason["code"]].label
+    assert reason["play"] == taxonomy[reason["code"]].play and 0 < reason["probability"] <= 1
+    assert reason["low_confidence"] == trained.model.low_confidence and body["likely_reason_note"] is None

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
@@ -16,8 +17,10 @@ from churn.config import JumpRule, ProductConfig
 from churn.db import make_engine
 from churn.settings import Settings
 from churn.tables import alert_state, alerts, risk_scores, scoring_runs
+from features.snapshot import load_snapshots
 from serving.dispatch import discard_held
-from serving.outbox import AlertState
+from serving.outbox import AlertKind, AlertState
+from serving.policy import Decision
 from serving.scoring import ScoringError, score_day
 from tests.scoring_data import copy_demo_snapshots, snapshot_days_of
 
@@ -331,3 +334,73 @@ def test_a_later_run_of_the_day_adds_to_the_owners_digest_or_starts_a_new_one(en
         connection.execute(alerts.update().where(alerts.c.kind == "digest").values(state="sent"))
     run(["F", "G"])
     assert digests() == [("sent", ["B", "C", "D", "E"]), ("pending", ["F", "G"])]
+
+
+def _likely_reason_model(demo_history, config):
+    """A likely-reason model fitted on the demo's snapshot rows, with reasons that follow their tickets."""
+    from features.snapshot import load_snapshots
+    from training.likely_reason import fit_likely_reason
+
+    source = make_engine(demo_history)
+    with source.connect() as connection:
+        rows = load_snapshots(connection, snapshot_days_of(demo_history)[:6])
+    source.dispose()
+    rows = rows.sort_values("as_of", kind="stable").reset_index(drop=True).copy()
+    tickets = rows["tickets_opened_90d"].fillna(0) if "tickets_opened_90d" in rows else rows.index % 3
+    rows = rows.assign(
+        reason_code=np.where(np.asarray(tickets) > 0, "support", "price"),
+        churned_at=pd.to_datetime(rows["as_of"]).dt.tz_localize("UTC"),
+    )
+    return fit_likely_reason(rows, config)
+
+
+def test_alerts_carry_the_likely_reason_and_its_play_only_when_there_is_a_model(scored_world, demo_history):
+    from rich.console import Console
+
+    from serving.alert_facts import gather_facts
+    from serving.alerting import plan_alerts
+    from serving.message import console_rendering
+
+    engine, days, model, config = scored_world
+    summary = score(engine, config, model, days[0])
+    with engine.connect() as connection:
+        queued = connection.execute(select(alerts).where(alerts.c.as_of == days[0])).all()
+    assert summary.alerted and all(
+        row.message["likely_reason"] is None and row.message["suggested_play"] is None for row in queued
+    )
+
+    likely = _likely_reason_model(demo_history, config)
+    with engine.connect() as connection:
+        features = load_snapshots(connection, [days[0]])
+    decisions = [
+        Decision(row.customer_id, days[0], AlertKind(row.kind), row.risk, None)
+        for row in queued
+        if row.customer_id
+    ]
+    scores = features[["customer_id"]].assign(tier="high")
+    with engine.connect() as connection:
+        facts = gather_facts(
+            connection, model[0], features, scores, pd.DataFrame(), {}, decisions, days[0], config, likely
+        )
+    plan = plan_alerts(
+        decisions,
+        facts,
+        as_of=days[0],
+        model_version="1",
+        policy=config.alerts,
+        freshness=[],
+        already_sent={},
+    )
+
+    messages = [row["message"] for row in plan.individual]
+    assert messages and len(messages) == len(decisions)
+    taxonomy = config.reasons.taxonomy
+    for message in messages:
+        reason = message["likely_reason"]
+        assert reason["code"] in {"support", "price"} and reason["label"] == taxonomy[reason["code"]].label
+        assert 0.5 <= reason["probability"] <= 1
+        assert message["suggested_play"] == taxonomy[reason["code"]].play
+    shown = Console(width=200, record=True)
+    shown.print(console_rendering({"kind": messages[0]["kind"], "message": messages[0]}))
+    text = shown.export_text()
+    assert "Likely reason" in text and "Suggested play" in text

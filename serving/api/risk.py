@@ -22,12 +22,15 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Connection, Row
 
+from churn.config import ProductConfig
+from features.snapshot import load_snapshots
 from serving.api.auth import require
 from serving.api.drivers import ModelCache, compute_drivers
 from serving.api.errors import ERROR_SCHEMA, ApiError
 from serving.api.risk_schemas import (
     CustomerRisk,
     Drivers,
+    LikelyReason,
     RiskHistory,
     ScoreChange,
     ScoreChanges,
@@ -39,6 +42,7 @@ from serving.api.sync_cursor import decode_cursor, encode_cursor
 from serving.api_keys import ApiKey, Scope
 from serving.freshness import source_freshness
 from serving.risk_reads import ChangeFilter, changes, customer_known, latest_score, score_history
+from training.likely_reason import LikelyReasonModel, describe_reason, load_likely_reason
 
 router = APIRouter(tags=["risk scores"])
 
@@ -79,6 +83,8 @@ FEED_RESPONSE = {
 # finding it scans the source tables: compute it once a minute per day, not on every read.
 _FRESHNESS_TTL_S = 60.0
 _FRESHNESS_DAYS_KEPT = 16
+# Looking for a likely-reason model costs an MLflow lookup: when there is none, look again a minute later.
+_LIKELY_REASON_RETRY_S = 60.0
 
 
 @router.get(
@@ -108,8 +114,15 @@ def customer_risk(customer_id: CustomerId, request: Request, _key: Reader) -> Cu
             )
             drivers = Drivers.model_validate(found.drivers) if found.drivers else None
             source, note = ("computed", None) if drivers else ("unavailable", found.note)
+        reason, reason_note = _reading(request).likely_reason(connection, customer_id, row.as_of, config)
     return CustomerRisk(
-        **_score_fields(row), freshness=freshness, drivers=drivers, drivers_source=source, drivers_note=note
+        **_score_fields(row),
+        freshness=freshness,
+        drivers=drivers,
+        drivers_source=source,
+        drivers_note=note,
+        likely_reason=reason,
+        likely_reason_note=reason_note,
     )
 
 
@@ -162,7 +175,11 @@ def feed_request(
     ] = None,
     updated_since: Annotated[
         datetime | None,
-        Query(description="Only rows written at or after this time (ISO 8601; no offset means UTC)."),
+        Query(
+            description="Only rows written at or after this time (ISO 8601; no offset means UTC). For a "
+            "first sync only: the time is when a scoring wrote its rows, a little before it committed, so "
+            "incremental syncs page with the cursor."
+        ),
     ] = None,
     tier: Annotated[list[Tier] | None, Query(description="Only these tiers (repeat for several).")] = None,
     min_risk: Annotated[float | None, Query(ge=0, le=1, description="Only risks at least this.")] = None,
@@ -182,8 +199,17 @@ def feed_request(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many rows.")] = 500,
 ) -> FeedRequest:
     after = decode_cursor(cursor) if cursor is not None else 0
-    if updated_since is not None and updated_since.tzinfo is None:
-        updated_since = updated_since.replace(tzinfo=UTC)
+    if updated_since is not None:
+        try:
+            updated_since = (
+                updated_since.replace(tzinfo=UTC)
+                if updated_since.tzinfo is None
+                else updated_since.astimezone(UTC)
+            )
+        except OverflowError:
+            raise ApiError(
+                422, "query parameter 'updated_since' is out of range", ["query.updated_since: out of range"]
+            ) from None
     wanted = ChangeFilter(
         after_change=after,
         updated_since=updated_since,
@@ -318,6 +344,31 @@ class _Reading:
         self.models: ModelCache = request.app.state.models
         self._freshness: dict[date, tuple[float, list[SourceFreshness]]] = {}
         self._lock = Lock()
+        self._settings = request.app.state.settings
+        self._reasons: tuple[float, LikelyReasonModel | None] | None = None
+
+    def likely_reason(
+        self, connection: Connection, customer_id: str, as_of: date, config: ProductConfig
+    ) -> tuple[LikelyReason | None, str | None]:
+        """The customer's likely reason on its scored day, or why there is none."""
+        model = self._likely_reason_model()
+        if model is None:
+            return None, "no likely-reason model yet: run `churn reasons likely-train`"
+        features = load_snapshots(connection, [as_of], [customer_id])
+        if features.empty:
+            return None, f"the feature snapshot of {as_of} no longer has this customer"
+        (found,) = model.predict(features).itertuples(index=False)
+        return LikelyReason(**describe_reason(found.code, found.probability, model, config)), None
+
+    def _likely_reason_model(self) -> LikelyReasonModel | None:
+        with self._lock:
+            kept = self._reasons
+        if kept is not None and (kept[1] is not None or time.monotonic() - kept[0] < _LIKELY_REASON_RETRY_S):
+            return kept[1]
+        model = load_likely_reason(self._settings)
+        with self._lock:
+            self._reasons = (time.monotonic(), model)
+        return model
 
     def freshness(self, connection: Connection, as_of: date, limits: dict[str, int]) -> list[SourceFreshness]:
         with self._lock:

@@ -49,6 +49,18 @@ class ScoreFields(BaseModel):
     updated_at: datetime = Field(description="When these values were last written (moves only on change).")
 
 
+class LikelyReason(BaseModel):
+    """The reason the customer would most likely give for leaving, learned from past churners."""
+
+    code: str = Field(description="The reason code, from the taxonomy (config reasons.taxonomy).")
+    label: str = Field(description="How the reason reads to a rep.")
+    probability: float = Field(ge=0, le=1, description="The model's probability of this reason.")
+    play: str | None = Field(description="The suggested play for a rep.")
+    low_confidence: bool = Field(
+        description="true when, on held-out churns, the model did not beat guessing the commonest reason."
+    )
+
+
 class CustomerRisk(ScoreFields):
     """A customer's latest score, with the freshness of its data and why the risk is what it is."""
 
@@ -59,6 +71,10 @@ class CustomerRisk(ScoreFields):
         "unavailable: see drivers_note."
     )
     drivers_note: str | None = Field(default=None, description="Why drivers are unavailable.")
+    likely_reason: LikelyReason | None = Field(
+        default=None, description="The likely reason for leaving, when a likely-reason model is trained."
+    )
+    likely_reason_note: str | None = Field(default=None, description="Why likely_reason is null.")
 
 
 class ScoredDay(ScoreFields):
