@@ -1,0 +1,1 @@
+"""Cancellation reasons: reading what customers wrote when they left and mapping it to the taxonomy."""
