@@ -231,8 +231,15 @@ def _driver_lines(facts: Mapping[str, Any]) -> list[str]:
 
 def _reason_and_play(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
     shown = []
-    if facts.get("likely_reason"):
-        shown.append(("Likely reason", str(facts["likely_reason"])))
+    reason = facts.get("likely_reason")
+    if isinstance(reason, Mapping):
+        chance = float(reason.get("probability") or 0)
+        text = f"{reason.get('label') or reason.get('code')} ({chance:.0%} likely)"
+        if reason.get("low_confidence"):
+            text += ", a rough guess: the model barely beats always guessing the commonest reason"
+        shown.append(("Likely reason", text))
+    elif reason:
+        shown.append(("Likely reason", str(reason)))
     if facts.get("suggested_play"):
         shown.append(("Suggested play", str(facts["suggested_play"])))
     return shown

@@ -30,6 +30,7 @@ from serving.outbox import AlertKind, AlertState
 from serving.policy import CustomerState, decide_day, lowest_recent_risk
 from serving.score_store import queue_plan, write_scores, write_states
 from training.explain import explain
+from training.likely_reason import LikelyReasonModel, load_likely_reason
 from training.model import ChurnModel
 from training.registry import load_model
 
@@ -95,6 +96,7 @@ def score_day(
     as_of: date,
     now: datetime,
     model: tuple[ChurnModel, str, str] | None = None,
+    likely_reason: LikelyReasonModel | None = None,
     on_progress: Callable[[str], None] | None = None,
 ) -> ScoringSummary:
     """Score the snapshot of ``as_of`` with the champion (or ``model``), store it and queue its alerts."""
@@ -103,6 +105,9 @@ def score_day(
     stages: dict[str, float] = {}
     say("loading the champion model")
     churn_model, version, run_id = model or load_model(settings)
+    # Which reason an alerted customer would give, once that model is trained; a caller that brings its
+    # own churn model brings this one too (or none).
+    likely = likely_reason if model is not None else load_likely_reason(settings)
 
     clock = time.perf_counter()
     say(f"reading the features of {as_of}")
@@ -138,7 +143,7 @@ def score_day(
     clock = time.perf_counter()
     with engine.connect() as connection:
         facts = gather_facts(
-            connection, churn_model, features, scores, history, drivers, decisions, as_of, config
+            connection, churn_model, features, scores, history, drivers, decisions, as_of, config, likely
         )
     stages["facts"] = time.perf_counter() - clock
 

@@ -77,6 +77,19 @@ def test_without_change_drivers_the_raising_drivers_are_shown_and_reason_and_pla
     assert [link["url"] for link in links] == ["https://crm.example.com/accounts/C001"]
 
 
+def test_the_likely_reason_reads_as_words_with_its_chance_and_a_rough_guess_says_so():
+    sure = {"code": "price", "label": "Price", "probability": 0.62, "low_confidence": False}
+    rough = {**sure, "low_confidence": True}
+
+    text = _all_text(
+        slack_message(_alert(customer_facts(likely_reason=sure, suggested_play="Right-size"))).blocks
+    )
+    guess = _all_text(slack_message(_alert(customer_facts(likely_reason=rough))).blocks)
+
+    assert "Price (62% likely)" in text and "Right-size" in text and "{" not in text.split("Price")[1][:5]
+    assert "a rough guess" in guess
+
+
 def test_an_owner_unknown_to_slack_is_named_by_e_mail():
     owner = Owner("nobody@example.com", None, looked_up=True)
     text = _all_text(slack_message(_alert(customer_facts()), owner).blocks)
