@@ -273,6 +273,9 @@ def _fill_reasons(connection: Connection, churns: pd.DataFrame) -> pd.DataFrame:
     churns = churns.copy()
     own = _blank_is_none(churns["reason_code"])
     churns["reason_source"] = pd.Series(np.where(own.notna(), CANCELLATION, None), dtype=object)
+    # "other" says a reason was given but not which: the classifier or a rep may place it.
+    stated_other = (own == "other").fillna(False).astype(bool)
+    own = own.where(~stated_other)
 
     predicted = _read(
         connection, select(reason_predictions.c.cancellation_id, reason_predictions.c.reason_code)
@@ -319,6 +322,7 @@ def _fill_reasons(connection: Connection, churns: pd.DataFrame) -> pd.DataFrame:
         own = own.where(~use, pd.Series(told, index=own.index))
         churns.loc[use, "reason_source"] = ALERT_OUTCOME
 
+    own = own.where(own.notna() | ~stated_other, "other")
     churns["reason_code"] = own.astype(object).where(own.notna(), None)
     return churns
 

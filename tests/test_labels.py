@@ -381,6 +381,18 @@ def test_the_classifier_fills_a_cancellation_that_gave_only_text(engine):
     assert labels["excluded_because"].tolist() == ["involuntary", None, None]
 
 
+def test_a_cancellation_coded_other_takes_the_classifiers_reason_and_stays_other_without_one(engine):
+    subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))
+    subscribe(engine, "C2", ("2024-01-01", "2024-06-01"))
+    cancel(engine, "X1", "C1", "2024-06-01T00:00:00Z", reason_code="other")
+    cancel(engine, "X2", "C2", "2024-06-01T00:00:00Z", reason_code="other")
+    predict(engine, "X1", "support")
+
+    found = churns(engine).set_index("customer_id")
+    assert found["reason_code"].to_dict() == {"C1": "support", "C2": "other"}
+    assert found["reason_source"].to_dict() == {"C1": "classifier", "C2": "cancellation"}
+
+
 def test_a_reason_a_rep_gave_before_the_churn_fills_a_churn_nobody_explained(engine):
     subscribe(engine, "C1", ("2024-01-01", "2024-06-01"))  # no cancellation row at all
     subscribe(engine, "C2", ("2024-01-01", "2024-06-01"))
