@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from churn.clock import utc_now
 from churn.config import ConfigError, ProductConfig, ScheduleConfig, load_config
@@ -23,6 +24,7 @@ from churn.crontab import crontab_trigger
 from churn.db import engine_for
 from churn.errors import UserFacingError
 from churn.settings import Settings, get_settings
+from churn.tables import alert_outcomes, cancellations, job_runs
 from serving.job_runs import Run, record_run
 
 log = logging.getLogger("churn.scheduler")
@@ -101,14 +103,68 @@ def _dispatch(run: Run, engine: Engine, settings: Settings, config: ProductConfi
     run.detail = str(dispatch_pending(engine, settings, config, now=utc_now()))
 
 
-def _retrain(run: Run, _engine: Engine, settings: Settings, config: ProductConfig) -> None:
+def _retrain(run: Run, engine: Engine, settings: Settings, config: ProductConfig) -> None:
     from training.job import run_training
 
+    # The reasons first: a cancellation that arrived with only words trains as a classified reason.
+    classified = _refresh_reason_fills(engine, settings, config)
+    fed = _feedback_counts(engine, config, since=_last_retrain(engine, before=run.started_at))
     outcome = run_training(settings, config, promote_if_better=True)
     promotion = outcome.promotion
     verdict = "promoted" if promotion and promotion.promoted else "not promoted"
     reason = f" ({promotion.reason})" if promotion and promotion.reason else ""
-    run.detail = f"version {outcome.run.version} {verdict}{reason}"
+    run.detail = f"version {outcome.run.version} {verdict}{reason}; {classified}; {fed}"
+
+
+def _refresh_reason_fills(engine: Engine, settings: Settings, config: ProductConfig) -> str:
+    """Classify every cancellation text without a specific code, with the trained classifier if any."""
+    from training.reasons.classifier import VocabularyClassifier
+    from training.reasons.store import read_reasons, refresh_fills
+    from training.reasons.tracking import load_reason_model
+
+    taxonomy = {code: reason.label for code, reason in config.reasons.taxonomy.items()}
+    classifier = load_reason_model(settings) or VocabularyClassifier(list(taxonomy))
+    fills = refresh_fills(
+        engine,
+        read_reasons(engine, taxonomy),
+        classifier,
+        taxonomy,
+        config.reasons.min_confidence,
+        now=utc_now(),
+    )
+    return f"reasons: {fills.placed:,} of {fills.classified:,} uncoded texts classified by {fills.classifier}"
+
+
+def _last_retrain(engine: Engine, *, before: datetime) -> datetime | None:
+    """When the previous successful retrain started: what came in after it is new to this one."""
+    query = select(func.max(job_runs.c.started_at)).where(
+        job_runs.c.job == "retrain", job_runs.c.outcome == "ok", job_runs.c.started_at < before
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).scalar()
+
+
+def _feedback_counts(engine: Engine, config: ProductConfig, *, since: datetime | None) -> str:
+    """The churns the labels know and their reasons, and how many cancellations and outcomes are new."""
+    from features.labels import churn_events
+
+    with engine.connect() as connection:
+        churns = churn_events(connection, config.labels)
+        new_cancellations = select(func.count()).select_from(cancellations)
+        new_outcomes = (
+            select(func.count()).select_from(alert_outcomes).where(alert_outcomes.c.outcome == "churning")
+        )
+        if since is not None:
+            new_cancellations = new_cancellations.where(cancellations.c.ingested_at > since)
+            new_outcomes = new_outcomes.where(alert_outcomes.c.created_at > since)
+        fresh = connection.execute(new_cancellations).scalar_one()
+        told = connection.execute(new_outcomes).scalar_one()
+    with_reason = int(churns["reason_code"].notna().sum())
+    when = "since the last retrain" if since is not None else "in all"
+    return (
+        f"labels: {len(churns):,} churns, {with_reason:,} with a reason; {fresh:,} new cancellations and "
+        f"{told:,} 'customer is leaving' outcomes {when}"
+    )
 
 
 JOB_FUNCTIONS: dict[str, Callable[[], Run | None]] = {

@@ -35,6 +35,9 @@ from churn.cli.common import (
     user_errors,
 )
 from churn.cli.features import features_app, show_demo_features
+from churn.cli.likely_reason import register as register_likely_reason
+from churn.cli.reasons import reasons_app
+from churn.cli.reasons_report import register as register_reasons_report
 from churn.cli.scheduler import register as register_scheduler_commands
 from churn.cli.scoring import register as register_scoring_commands
 from churn.cli.scoring import score_demo
@@ -58,6 +61,9 @@ db_app = typer.Typer(help="Create and upgrade the database schema.", no_args_is_
 app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(reasons_app, name="reasons")
+register_likely_reason(reasons_app)
+register_reasons_report(reasons_app)
 register_model_commands(app)
 register_scoring_commands(app)
 register_scheduler_commands(app)

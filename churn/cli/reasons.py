@@ -44,8 +44,8 @@ def train(
     `churn-reasons`, then fills in the reason for cancellations with a text but no code (or
     `other`), replacing earlier fills. Codes that are no longer in the taxonomy are reported and left out.
     """
-    from training.reasons.classifier import ReasonModel, TrainingDataError, classify, evaluate
-    from training.reasons.store import read_reasons, replace_predictions
+    from training.reasons.classifier import ReasonModel, TrainingDataError, evaluate
+    from training.reasons.store import read_reasons, refresh_fills
     from training.reasons.tracking import log_reason_run
 
     with user_errors():
@@ -78,12 +78,8 @@ def train(
             orphaned_rows=sum(stored.orphaned.values()),
         )
         model.version = f"churn-reasons/{logged.version}"
-        ids = [cancellation_id for cancellation_id, _ in stored.unlabelled]
-        answers = classify(
-            model, [text for _, text in stored.unlabelled], taxonomy, config.reasons.min_confidence
-        )
-        filled = replace_predictions(engine, ids, answers, now=utc_now())
-        recovered = sum(answer.code != "other" for answer in answers)
+        fills = refresh_fills(engine, stored, model, taxonomy, config.reasons.min_confidence, now=utc_now())
+        filled, recovered = fills.classified, fills.placed
         if as_json:
             payload = {
                 "version": logged.version,

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from churn.db import WRITES
 from churn.tables import cancellations, reason_predictions
-from training.reasons.classifier import OTHER, Answer
+from training.reasons.classifier import OTHER, Answer, Classifier, classify
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,31 @@ def replace_predictions(
         if rows:
             connection.execute(reason_predictions.insert(), rows)
     return len(rows)
+
+
+@dataclass(frozen=True)
+class Fills:
+    """What a refresh of the fills did: texts classified, and how many got a reason other than 'other'."""
+
+    classified: int
+    placed: int
+    classifier: str
+
+
+def refresh_fills(
+    engine: Engine,
+    stored: StoredReasons,
+    classifier: Classifier,
+    taxonomy: dict[str, str],
+    min_confidence: float,
+    *,
+    now: datetime,
+) -> Fills:
+    """Classify every stored text without a specific code and replace the earlier fills with the answers."""
+    texts = [text for _, text in stored.unlabelled]
+    answers = classify(classifier, texts, taxonomy, min_confidence) if texts else []
+    written = replace_predictions(engine, [key for key, _ in stored.unlabelled], answers, now=now)
+    return Fills(written, sum(answer.code != OTHER for answer in answers), classifier.name)
 
 
 def stored_predictions(engine: Engine) -> dict[str, tuple[str, float, str]]:
