@@ -113,7 +113,23 @@ def _retrain(run: Run, engine: Engine, settings: Settings, config: ProductConfig
     promotion = outcome.promotion
     verdict = "promoted" if promotion and promotion.promoted else "not promoted"
     reason = f" ({promotion.reason})" if promotion and promotion.reason else ""
-    run.detail = f"version {outcome.run.version} {verdict}{reason}; {classified}; {fed}"
+    likely = _retrain_likely_reason(engine, settings, config)
+    run.detail = f"version {outcome.run.version} {verdict}{reason}; {classified}; {fed}; {likely}"
+
+
+def _retrain_likely_reason(engine: Engine, settings: Settings, config: ProductConfig) -> str:
+    """Relearn which reason customers at risk would give, from the churns and reasons known now."""
+    from training.likely_reason import train_likely_reason
+
+    try:
+        trained = train_likely_reason(settings, config, engine)
+    except UserFacingError as exc:  # too few churners with a reason yet: alerts keep the last model, or none
+        return f"likely reason not retrained: {exc}"
+    figures = trained.model.evaluation
+    return (
+        f"likely reason version {trained.version} "
+        f"({figures['accuracy']:.0%} accurate, the commonest reason {figures['majority_accuracy']:.0%})"
+    )
 
 
 def _refresh_reason_fills(engine: Engine, settings: Settings, config: ProductConfig) -> str:
