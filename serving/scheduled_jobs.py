@@ -134,20 +134,9 @@ def _retrain_likely_reason(engine: Engine, settings: Settings, config: ProductCo
 
 def _refresh_reason_fills(engine: Engine, settings: Settings, config: ProductConfig) -> str:
     """Classify every cancellation text without a specific code, with the trained classifier if any."""
-    from training.reasons.classifier import VocabularyClassifier
-    from training.reasons.store import read_reasons, refresh_fills
-    from training.reasons.tracking import load_reason_model
+    from training.reasons.refresh import refresh_with_best_classifier
 
-    taxonomy = {code: reason.label for code, reason in config.reasons.taxonomy.items()}
-    classifier = load_reason_model(settings) or VocabularyClassifier(list(taxonomy))
-    fills = refresh_fills(
-        engine,
-        read_reasons(engine, taxonomy),
-        classifier,
-        taxonomy,
-        config.reasons.min_confidence,
-        now=utc_now(),
-    )
+    fills = refresh_with_best_classifier(engine, settings, config, now=utc_now())
     return f"reasons: {fills.placed:,} of {fills.classified:,} uncoded texts classified by {fills.classifier}"
 
 

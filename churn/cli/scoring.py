@@ -102,7 +102,41 @@ def score_demo(settings: Settings, config: ProductConfig, engine: Engine, day: d
     if champion_version(settings) is None:
         console.print("No champion model yet, so nothing to score (`churn train --promote`).")
         return
+    _learn_demo_reasons(settings, config, engine)
     with spinner(enabled=True) as say:
         summary = score_day(engine, settings, config, as_of=day, now=utc_now(), on_progress=say)
     print_scoring(summary, sending_next=True)
     print_dispatch(dispatch_pending(engine, settings, config, now=utc_now(), console=console))
+
+
+def _learn_demo_reasons(settings: Settings, config: ProductConfig, engine: Engine) -> None:
+    """Read the demo's free-text reasons and learn which reason customers at risk would give (once)."""
+    from churn.errors import UserFacingError
+    from training.likely_reason import load_likely_reason, train_likely_reason
+    from training.reasons.refresh import refresh_with_best_classifier
+
+    if load_likely_reason(settings) is not None:
+        return
+    with spinner(enabled=True) as say:
+        say("reading the cancellation texts that came without a reason code")
+        fills = refresh_with_best_classifier(engine, settings, config, now=utc_now())
+        say("learning which reason a customer at risk would give")
+        try:
+            trained = train_likely_reason(settings, config, engine)
+        except UserFacingError as exc:
+            trained, why = None, str(exc)
+    console.print(
+        f"Placed {fills.placed:,} of {fills.classified:,} free-text reasons without a code "
+        f"({fills.classifier}).",
+        highlight=False,
+    )
+    if trained is None:
+        console.print(Text(f"No likely reason in alerts yet: {why}"))
+        return
+    figures = trained.model.evaluation
+    console.print(
+        f"Likely-reason model version {trained.version}: right {figures['accuracy']:.0%} of the time on "
+        f"the latest churners, against {figures['majority_accuracy']:.0%} for always guessing the "
+        "commonest reason; alerts now say the likely reason and its play.",
+        highlight=False,
+    )
