@@ -19,7 +19,6 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -37,7 +36,7 @@ from features.labels import churn_events
 from features.scope import as_of_instant
 from features.snapshot import built_days_in, describe, load_snapshots
 from training.dataset import as_numbers, category_text
-from training.tracking import client
+from training.tracking import experiment_id, newest_version
 
 MODEL_NAME = "churn-likely-reason"
 EXPERIMENT = "churn-likely-reason"
@@ -207,13 +206,7 @@ def train_likely_reason(
     with engine.connect() as connection:
         examples = churner_examples(connection, config)
     model = fit_likely_reason(examples, config, min_examples=min_examples)
-    tracker = client(settings)
-    found = tracker.get_experiment_by_name(EXPERIMENT)
-    if found is not None:
-        experiment = found.experiment_id
-    else:
-        location = settings.mlflow_artifact_root.as_uri() if not settings.mlflow_tracking_uri else None
-        experiment = tracker.create_experiment(EXPERIMENT, artifact_location=location)
+    experiment = experiment_id(settings, EXPERIMENT)
     evaluation = model.evaluation
     with mlflow.start_run(experiment_id=experiment) as run:
         mlflow.log_params(
@@ -251,15 +244,9 @@ def train_likely_reason(
 
 def load_likely_reason(settings: Settings) -> LikelyReasonModel | None:
     """The newest likely-reason model, or None when none has been trained."""
-    tracker = client(settings)
-    try:
-        versions = tracker.search_model_versions(f"name = '{MODEL_NAME}'")
-    except MlflowException:
+    newest = newest_version(settings, MODEL_NAME)
+    if newest is None:
         return None
-    if not versions:
-        return None
-    newest = max(versions, key=lambda v: int(v.version))
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     pipeline = mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{newest.version}")
     with tempfile.TemporaryDirectory() as scratch:
         path = mlflow.artifacts.download_artifacts(

@@ -17,6 +17,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from churn.config import ProductConfig
@@ -62,13 +63,23 @@ def client(settings: Settings) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(tracking_uri=settings.resolved_mlflow_tracking_uri)
 
 
-def experiment_id(settings: Settings) -> str:
+def experiment_id(settings: Settings, name: str = EXPERIMENT) -> str:
+    """The id of the experiment ``name``, created (artifacts under mlruns/ by default) if it is new."""
     tracker = client(settings)
-    found = tracker.get_experiment_by_name(EXPERIMENT)
+    found = tracker.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     location = settings.mlflow_artifact_root.as_uri() if not settings.mlflow_tracking_uri else None
-    return tracker.create_experiment(EXPERIMENT, artifact_location=location)
+    return tracker.create_experiment(name, artifact_location=location)
+
+
+def newest_version(settings: Settings, model_name: str) -> Any | None:
+    """The newest registered version of ``model_name``, or None when nothing is registered yet."""
+    try:
+        versions = client(settings).search_model_versions(f"name = '{model_name}'")
+    except MlflowException:
+        return None
+    return max(versions, key=lambda v: int(v.version)) if versions else None
 
 
 def log_training_run(

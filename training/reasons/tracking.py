@@ -12,7 +12,7 @@ from mlflow.exceptions import MlflowException
 
 from churn.settings import Settings
 from training.reasons.classifier import MODEL_FILE, Evaluation, ReasonModel
-from training.tracking import client
+from training.tracking import client, experiment_id, newest_version
 
 EXPERIMENT = "churn-reasons"
 MODEL_NAME = "churn-reasons"
@@ -30,12 +30,7 @@ def log_reason_run(
 ) -> LoggedReasonRun:
     """Record the held-out figures and register the model as a new version of ``churn-reasons``."""
     tracker = client(settings)
-    found = tracker.get_experiment_by_name(EXPERIMENT)
-    if found is not None:
-        experiment = found.experiment_id
-    else:
-        location = settings.mlflow_artifact_root.as_uri() if not settings.mlflow_tracking_uri else None
-        experiment = tracker.create_experiment(EXPERIMENT, artifact_location=location)
+    experiment = experiment_id(settings, EXPERIMENT)
     with mlflow.start_run(experiment_id=experiment) as run, tempfile.TemporaryDirectory() as scratch:
         mlflow.log_params(
             {
@@ -67,14 +62,9 @@ def log_reason_run(
 
 def load_reason_model(settings: Settings) -> ReasonModel | None:
     """The newest registered reason model, or None when none was trained yet."""
-    tracker = client(settings)
-    try:
-        versions = tracker.search_model_versions(f"name = '{MODEL_NAME}'")
-    except MlflowException:
+    newest = newest_version(settings, MODEL_NAME)
+    if newest is None:
         return None
-    if not versions:
-        return None
-    newest = max(versions, key=lambda v: int(v.version))
     folder = mlflow.artifacts.download_artifacts(
         artifact_uri=newest.source, tracking_uri=settings.resolved_mlflow_tracking_uri
     )
