@@ -26,7 +26,7 @@ from features.labels import churn_events
 from features.snapshot import built_days_in, describe, load_snapshots
 from training.model import ChurnModel
 from training.reasons_plots import NO_REASON, reason_pngs
-from training.report import STYLE, write_report
+from training.report import html_page, write_report
 
 TOP_DRIVERS = 3
 _UTC = "datetime64[ns, UTC]"
@@ -257,13 +257,7 @@ def render_reasons_report(
             "<h2>The drivers behind each reason</h2>",
             _drivers_table(drivers, labels, champion),
         ]
-    body = "\n".join(section for section in sections if section)
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
+    return html_page(title, sections)
 
 
 def headline(churns: pd.DataFrame, labels: dict[str, str]) -> str:

@@ -105,6 +105,11 @@ def render_report(
         "<h2>How to read this</h2>",
         _how_to_read(evaluation),
     ]
+    return html_page(title, sections)
+
+
+def html_page(title: str, sections: Sequence[str]) -> str:
+    """A self-contained page in the reports' style: the non-empty sections, in order."""
     body = "\n".join(section for section in sections if section)
     return (
         "<!DOCTYPE html>\n"
