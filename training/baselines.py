@@ -37,19 +37,19 @@ def fit_logistic(frame: pd.DataFrame, label: pd.Series, seed: int) -> Pipeline:
     numeric = [c for c in frame.columns if c not in categorical]
     prepare = ColumnTransformer(
         [
-            (
-                "numbers",
-                make_pipeline(
-                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                    StandardScaler(),
-                ),
-                numeric,
-            ),
+            ("numbers", scaled_numbers(), numeric),
             ("categories", _one_hot(), categorical),
         ]
     )
     model = make_pipeline(prepare, LogisticRegression(C=0.1, max_iter=2_000, random_state=seed))
     return model.fit(_for_sklearn(frame), label.to_numpy())
+
+
+def scaled_numbers() -> Pipeline:
+    """Numbers for a linear model: median-imputed with a flag per missing column, then scaled."""
+    return make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()
+    )
 
 
 def logistic_scores(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:

@@ -24,7 +24,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder
 from sqlalchemy import Connection, Engine, select
 
 from churn.config import ProductConfig
@@ -35,6 +35,7 @@ from features.catalogue import Unit
 from features.labels import churn_events
 from features.scope import as_of_instant
 from features.snapshot import built_days_in, describe, load_snapshots
+from training.baselines import scaled_numbers
 from training.dataset import as_numbers, category_text
 from training.tracking import experiment_id, newest_version
 
@@ -276,14 +277,7 @@ def describe_reason(code: str, probability: float, model: LikelyReasonModel, con
 def _pipeline(numeric: list[str], categorical: list[str], seed: int) -> Pipeline:
     prepare = ColumnTransformer(
         [
-            (
-                "numbers",
-                make_pipeline(
-                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                    StandardScaler(),
-                ),
-                numeric,
-            ),
+            ("numbers", scaled_numbers(), numeric),
             (
                 "categories",
                 make_pipeline(
