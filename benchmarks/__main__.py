@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from benchmarks.features import BARE_EVENTS_DDL, EVENT_COLUMNS, INDEXED_EVENTS_DDL, copy_events
 from churn.db import make_engine
 from churn.demo import generate_demo_company
 from churn.ingest import IngestOptions, ingest_file
@@ -37,7 +38,6 @@ from churn.settings import normalise_database_url
 POSTGRES_URL = normalise_database_url(
     os.environ.get("CHURN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 )
-EVENT_COLUMNS = "event_id, customer_id, event_type, occurred_at, user_id, quantity"
 
 
 @dataclass
@@ -135,37 +135,8 @@ def bench_postgres(data: Path) -> list[Row]:
         events = data / "events.csv"
         seconds, peak_mb = ingest_in_child(url, "events", events)
 
-        def copy_into(table: str, ddl: str) -> float:
-            with engine.begin() as connection:
-                connection.exec_driver_sql(ddl)
-            raw = engine.raw_connection()
-            try:
-                started = time.perf_counter()
-                with (
-                    raw.driver_connection.cursor() as cursor,
-                    cursor.copy(
-                        f"COPY {table} ({EVENT_COLUMNS}) FROM STDIN WITH (FORMAT csv, HEADER true)"
-                    ) as copy,
-                    events.open("rb") as handle,
-                ):
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        copy.write(block)
-                raw.commit()
-                return time.perf_counter() - started
-            finally:
-                raw.close()
-
-        bare = copy_into(
-            "bare",
-            "CREATE TABLE bare (event_id text, customer_id text, event_type text, occurred_at timestamptz,"
-            " user_id text, quantity float8)",
-        )
-        indexed = copy_into(
-            "indexed",
-            "CREATE TABLE indexed (LIKE usage_events INCLUDING DEFAULTS INCLUDING INDEXES);"
-            " ALTER TABLE indexed ALTER COLUMN ingested_at SET DEFAULT now(),"
-            " ALTER COLUMN updated_at SET DEFAULT now()",
-        )
+        bare = copy_events(engine, events, "bare", BARE_EVENTS_DDL)
+        indexed = copy_events(engine, events, "indexed", INDEXED_EVENTS_DDL)
         rows = count_rows(events)
         return [
             Row("ingest events -> PostgreSQL", rows, seconds, "COPY, bare table", bare, peak_mb),

@@ -164,12 +164,13 @@ class Run:
 
 
 def load_child(
-    base: str, key: str, route: str, rate: float, seconds: float, customers_n: int
+    base: str, key: str, route: str, rate: float, seconds: float, ids: list[str], last_change: int
 ) -> dict[str, Any]:
-    """Send ``rate`` requests a second for ``seconds`` (open loop); latencies from each planned send time."""
+    """Send ``rate`` requests a second for ``seconds`` (open loop); latencies from each planned send time.
+
+    ``/risk`` asks for random customers of ``ids``; a page starts at a random cursor below ``last_change``.
+    """
     rng = random.Random(SEED)
-    ids = customer_ids(customers_n)
-    last_change = customers_n * len(DAYS)
     total = int(rate * seconds)
     paths = []
     for _ in range(total):
@@ -178,7 +179,7 @@ def load_child(
         elif route == "risk":
             paths.append(f"/v1/customers/{rng.choice(ids)}/risk")
         else:
-            cursor = encode_cursor(rng.randrange(0, last_change - 1_000))
+            cursor = encode_cursor(rng.randrange(0, max(1, last_change - 1_000)))
             paths.append(f"/v1/risk-scores?limit=1000&cursor={cursor}")
     local = threading.local()
     headers = {"Authorization": f"Bearer {key}"}
@@ -223,7 +224,9 @@ def load_child(
     }
 
 
-def load(base: str, key: str, route: str, rate: float, seconds: float, customers_n: int) -> Run:
+def load(
+    base: str, key: str, route: str, rate: float, seconds: float, ids: list[str], last_change: int
+) -> Run:
     result = subprocess.run(
         [
             sys.executable,
@@ -231,7 +234,8 @@ def load(base: str, key: str, route: str, rate: float, seconds: float, customers
             "benchmarks.api",
             "--child",
         ],
-        input=json.dumps([base, key, route, rate, seconds, customers_n]),  # the key never on a command line
+        # The key goes on stdin, never on a command line.
+        input=json.dumps([base, key, route, rate, seconds, ids, last_change]),
         check=True,
         stdout=subprocess.PIPE,
         text=True,
@@ -331,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{LABELS[route]} at {rate:.0f} requests/s for {args.seconds:.0f} s ...", file=sys.stderr
                 )
-                runs.append(load(base, key, route, rate, args.seconds, args.customers))
+                ids = customer_ids(args.customers)
+                runs.append(load(base, key, route, rate, args.seconds, ids, args.customers * len(DAYS)))
         finally:
             server.terminate()
             server.wait(timeout=30)

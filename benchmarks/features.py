@@ -200,6 +200,39 @@ def size_mb(engine: Engine, table: str) -> float:
         return connection.execute(text(f"SELECT pg_total_relation_size('{table}')")).scalar_one() / 2**20
 
 
+EVENT_COLUMNS = "event_id, customer_id, event_type, occurred_at, user_id, quantity"
+BARE_EVENTS_DDL = (
+    "CREATE TABLE bare (event_id text, customer_id text, event_type text, occurred_at timestamptz,"
+    " user_id text, quantity float8)"
+)
+# The floor any load into usage_events pays: the same table, indexes and defaults, no checks.
+INDEXED_EVENTS_DDL = (
+    "CREATE TABLE indexed (LIKE usage_events INCLUDING DEFAULTS INCLUDING INDEXES);"
+    " ALTER TABLE indexed ALTER COLUMN ingested_at SET DEFAULT now(),"
+    " ALTER COLUMN updated_at SET DEFAULT now()"
+)
+
+
+def copy_events(engine: Engine, events: Path, table: str, ddl: str) -> float:
+    """Create ``table`` with ``ddl``, then the seconds a ``COPY`` of the events CSV into it takes."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql(ddl)
+    raw = engine.raw_connection()
+    try:
+        started = time.perf_counter()
+        with (
+            raw.driver_connection.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({EVENT_COLUMNS}) FROM STDIN WITH (FORMAT csv, HEADER true)") as copy,
+            events.open("rb") as handle,
+        ):
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                copy.write(block)
+        raw.commit()
+        return time.perf_counter() - started
+    finally:
+        raw.close()
+
+
 # --- stages -----------------------------------------------------------------------------------------
 
 

@@ -247,8 +247,11 @@ def _explained(url: str, as_of: date) -> int:
 
 
 def floors_child(url: str, model_dir: Path, as_of: date) -> dict[str, Any]:
+    return scoring_floors(url, ChurnModel.load(model_dir), as_of)
+
+
+def scoring_floors(url: str, model: ChurnModel, as_of: date) -> dict[str, Any]:
     """The baselines: bare predict of the model's matrix, fetching the day's rows, COPY of the scores."""
-    model = ChurnModel.load(model_dir)
     engine = make_engine(url)
     query = text("SELECT customer_id, features FROM feature_snapshots WHERE as_of = :d ORDER BY customer_id")
     with engine.connect() as connection:
@@ -284,17 +287,19 @@ def _copy_scores(engine: Engine, ids: list[str], scores: np.ndarray, as_of: date
     raw = engine.raw_connection()
     try:
         with raw.driver_connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS floor_scores")  # left by an interrupted run
             cursor.execute(
                 "CREATE TABLE floor_scores (LIKE risk_scores INCLUDING DEFAULTS INCLUDING INDEXES)"
             )
             raw.commit()
             started = time.perf_counter()
             columns = (
-                "as_of, customer_id, risk, tier, model_version, snapshot_built_at, scored_at, updated_at"
+                "as_of, customer_id, risk, tier, model_version, snapshot_built_at, scored_at, updated_at,"
+                " change_id"
             )
             with cursor.copy(f"COPY floor_scores ({columns}) FROM STDIN") as copy:
-                for customer_id, score in zip(ids, scores.tolist(), strict=True):
-                    copy.write_row((as_of, customer_id, score, "low", "1", now, now, now))
+                for change_id, (customer_id, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
+                    copy.write_row((as_of, customer_id, score, "low", "1", now, now, now, change_id))
             raw.commit()
             seconds = time.perf_counter() - started
             cursor.execute("DROP TABLE floor_scores")

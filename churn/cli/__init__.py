@@ -295,6 +295,7 @@ def demo(
     A second run reuses the generated files, the imported rows (the import is a no-op), the feature
     snapshots, the champion model and the day's scores; alerts already sent are not sent again.
     """
+    from churn.cli.next_steps import demo_next_steps
     from churn.demo_pipeline import demo_files_match, ingest_demo
     from churn.migrate import upgrade_database
     from churn.status import entity_status
@@ -327,16 +328,12 @@ def demo(
         show_demo_features(engine, day, config)
         manifest = json.loads((out / "demo.json").read_text())
         console.print("[bold]5/6[/bold] Training the first model on a fortnightly feature history")
-        train_demo_model(
+        report = train_demo_model(
             settings, config, engine, start=date.fromisoformat(manifest["window_start"]), end=day
         )
         console.print(f"[bold]6/6[/bold] Scoring every customer as of {day} and sending the alerts")
         score_demo(settings, config, engine, day)
-        console.print(
-            "Next: read docs/demo-company.md for what a model should find; `churn features show ID` "
-            "for any customer's signals; `churn alerts replay` for what the alert policy would have "
-            "sent; `churn scheduler` to run it all daily; `churn ingest --help` to load your own data."
-        )
+        console.print(demo_next_steps(settings, report))
 
 
 @app.command("config")

@@ -201,8 +201,11 @@ DEMO_STEP_DAYS = 14
 
 def train_demo_model(
     settings: Settings, config: ProductConfig, engine: Engine, *, start: date, end: date
-) -> None:
-    """Build the demo's snapshot history and train, backtest and promote its first model (once)."""
+) -> Path | None:
+    """Build the demo's snapshot history and train, backtest and promote its first model (once).
+
+    Returns the champion's evaluation report (written if missing), or None when nothing is trainable.
+    """
     from churn.cli.features import build_with_progress
     from churn.cli.replay import replay_sections
     from features.snapshot import snapshot_days
@@ -215,19 +218,24 @@ def train_demo_model(
     champion = champion_version(settings)
     if champion is not None:
         console.print(f"Keeping the champion model, version {champion} (`churn train` retrains).")
-        return
+        report = settings.home / "reports" / f"model-v{champion}.html"
+        if not report.exists():
+            sections = replay_sections(settings, config, version=champion, run_id=None)
+            report = write_run_report(settings, version=champion, extra_sections=sections)
+        return report
     try:
         with spinner(enabled=True) as say:
             outcome = run_training(settings, config, promote_if_better=True, on_progress=say)
     except DatasetError as exc:
         console.print(Text(f"Not training yet: {exc}"))
-        return
+        return None
     print_evaluation(outcome.evaluation)
     if outcome.promotion:
         print_promotion(outcome.promotion)
     sections = replay_sections(settings, config, version=outcome.run.version, run_id=None)
     path = write_run_report(settings, version=outcome.run.version, extra_sections=sections)
     console.print(f"Evaluation report: {path}", highlight=False)
+    return path
 
 
 def print_evaluation(evaluation: Evaluation) -> None:
