@@ -36,6 +36,10 @@ def test_demo_generates_imports_and_a_second_run_reuses_everything(run_cli, env,
     assert stored["events"] > 1_000 and stored["cancellations"] > 0
     assert "Reusing the demo company" in second.output
     assert "Import summary" in second.output
+    for run in (first, second):  # both end by saying what to open next
+        next_steps = run.output[run.output.index("What to open next") :]
+        for word in ("mlflow", "serve", "scheduler", "replay", "notebooks/"):
+            assert word in next_steps, word
 
 
 def test_demo_files_from_an_earlier_day_are_reused(tmp_path):
