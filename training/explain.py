@@ -80,6 +80,32 @@ def explain(model: ChurnModel, frame: pd.DataFrame, top: int = 3) -> list[Explan
     return explanations
 
 
+def driver_strength(model: ChurnModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """How hard each feature pushes risk over ``frame``'s rows, strongest first.
+
+    ``mean_abs_effect`` is the mean |contribution| in log-odds; ``raises_share`` and ``lowers_share``
+    are the shares of rows it pushes up or down by more than ``MIN_EFFECT``. Unlike gain importance,
+    this is measured on the customers given, so it can be read for today's book of business.
+    """
+    if frame.empty:  # no rows, no pushes: every strength is unknown (NaN)
+        effects = pd.DataFrame(columns=model.feature_names, dtype="float64")
+    else:
+        effects = model.contributions(frame).drop(columns="baseline")
+    by_name = {f.name: f for f in model.features}
+    table = pd.DataFrame(
+        {
+            "feature": effects.columns,
+            "description": [by_name[name].description for name in effects.columns],
+            "mean_abs_effect": effects.abs().mean().to_numpy(),
+            "raises_share": (effects > MIN_EFFECT).mean().to_numpy(),
+            "lowers_share": (effects < -MIN_EFFECT).mean().to_numpy(),
+        }
+    )
+    return table.sort_values(
+        ["mean_abs_effect", "feature"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
+
+
 def _driver(name: str, value: object, effect: float, by_name: dict) -> Driver:
     plain = None if value is None or pd.isna(value) else _plain(value)
     return Driver(feature=name, value=plain, sentence=by_name[name].say(plain), effect=float(effect))
