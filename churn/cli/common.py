@@ -9,8 +9,15 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
-from sqlalchemy import Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InternalError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from churn.config import ConfigError, ProductConfig, load_config
 from churn.errors import UserFacingError
@@ -43,13 +50,40 @@ def user_errors() -> Iterator[None]:
     except (UserError, UserFacingError, ConfigError, FileNotFoundError) as exc:
         print_error(str(exc))
         raise typer.Exit(2) from None
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        print_error(f"cannot use the database: {reason}")
+    except (OperationalError, InternalError) as exc:
+        problem = database_problem(exc)
+        if problem is None:
+            raise  # an internal error of the database itself: its traceback is the report
+        print_error(problem)
         raise typer.Exit(2) from None
     except ProgrammingError as exc:
         print_error(f"database error: {exc.orig}")
         raise typer.Exit(2) from None
+
+
+def database_problem(exc: DBAPIError) -> str | None:
+    """One line for a database that cannot do what was asked: unreachable, read-only or out of space.
+
+    None for an internal error other than a read-only transaction (not something a user can fix).
+    """
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    # PostgreSQL's SQLSTATE or SQLite's error name: a database taking no writes (read-only default,
+    # a hot standby, a read-only file) or one whose disk is full.
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", None) or ""
+    if code == "25006" or code.startswith("SQLITE_READONLY"):
+        return f"the database {_database_name()} is read-only: {reason}"
+    if code in ("53100", "SQLITE_FULL"):
+        return f"the database {_database_name()} is out of disk space: {reason}"
+    if isinstance(exc, InternalError):
+        return None
+    return f"cannot use the database: {reason}"
+
+
+def _database_name() -> str:
+    try:
+        return make_url(get_settings().resolved_database_url).render_as_string(hide_password=True)
+    except (ValueError, ArgumentError):  # broken settings: the reason still says what happened
+        return "(CHURN_DATABASE_URL)"
 
 
 def print_error(message: str) -> None:

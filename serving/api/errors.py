@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from churn.errors import UserFacingError
+
+log = logging.getLogger("churn.api")
+
+# A database that is restarting or failing over is back within seconds; clients may try again then.
+DATABASE_RETRY_AFTER_S = 5
+# SQLite's OperationalError also means a bad statement ("no such column"): only these say the file
+# cannot be used right now. psycopg's OperationalError and InterfaceError are all about the connection
+# or the server (unreachable, shutting down, out of resources).
+_SQLITE_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """Whether a database error means the database cannot serve now (retry later), not a bug."""
+    name = getattr(exc.orig, "sqlite_errorname", None)
+    if name is None or exc.connection_invalidated:
+        return True
+    return name.startswith(_SQLITE_UNAVAILABLE)
 
 
 class ApiError(Exception):
@@ -63,6 +82,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UserFacingError)
     async def _user_error(_request: Request, exc: UserFacingError) -> JSONResponse:
         return JSONResponse(error_body(422, str(exc)), status_code=422)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_down(request: Request, exc: OperationalError | InterfaceError) -> JSONResponse:
+        # The database is unreachable, restarting or cut the connection: the request was fine, so a
+        # 503 to retry, not a 500. The pool's pre-ping reconnects once it is back, without a restart.
+        # The reason (host, port) goes to the log, not to the client.
+        if not database_unavailable(exc):
+            raise exc  # a bug: the 500 and its traceback
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        log.warning("%s %s: the database is not available: %s", request.method, request.url.path, reason)
+        message = "the database is not available right now: try again shortly"
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        return JSONResponse(error_body(503, message), status_code=503, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
