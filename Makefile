@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint format bench bench-features bench-training bench-scoring bench-dispatch bench-api lock clean
+.PHONY: setup demo test lint format bench bench-features bench-warehouse bench-training bench-scoring bench-dispatch bench-api lock clean
 
 $(BIN)/churn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: setup  ## ingest and demo-data benchmarks; prints a table (see docs/bench
 
 bench-features: setup  ## feature jobs on PostgreSQL, 20,000 customers (about 15 minutes; see docs/benchmarks.md)
 	$(BIN)/python -m benchmarks.features --customers 20000 --months 12
+
+bench-warehouse: setup  ## the feature jobs on DuckDB beside PostgreSQL, 5,000 customers (about 10 minutes; see docs/scaling.md)
+	$(BIN)/python -m benchmarks.warehouse --customers 5000 --months 12
 
 bench-training: setup  ## churn train vs a bare lightgbm.train, 100,000 customers x 26 weeks (hours: 20,000 took 25 minutes; see docs/benchmarks.md)
 	$(BIN)/python -m benchmarks.training

@@ -1,7 +1,8 @@
-"""Portable SQL expressions: the few things SQLite and PostgreSQL spell differently.
+"""Portable SQL expressions: the few things SQLite, PostgreSQL and DuckDB spell differently.
 
 Feature jobs are written once in SQLAlchemy Core; anything dialect-specific lives here, so running
 them on another engine (a warehouse with a SQLAlchemy dialect) means teaching this module its spelling.
+DuckDB (through ``duckdb-engine``) is taught here and proved by ``tests/test_warehouse.py``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,13 @@ def _utc_day_postgresql(element: utc_day, compiler: SQLCompiler, **kw: Any) -> s
     return f"CAST(({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC') AS DATE)"
 
 
+@compiles(utc_day, "duckdb")
+def _utc_day_duckdb(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    # A TIMESTAMPTZ casts to the day of the session's time zone, which DuckDB takes from the machine:
+    # timezone('UTC', ...) makes it the plain UTC timestamp first, whatever the session says.
+    return f"CAST(timezone('UTC', {compiler.process(element.clauses, **kw)}) AS DATE)"
+
+
 @compiles(epoch_seconds)
 def _epoch_default(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> str:
     seconds = f"EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})"
@@ -62,6 +70,16 @@ def _epoch_sqlite(element: epoch_seconds, compiler: SQLCompiler, **kw: Any) -> s
 def hours_between(start: ColumnElement[Any], end: ColumnElement[Any]) -> ColumnElement[float]:
     """``end - start`` in hours."""
     return (epoch_seconds(end) - epoch_seconds(start)) / 3600.0
+
+
+def temporary_table_options(connection: Connection) -> dict[str, Any]:
+    """``Table`` keywords for a temporary table that the engine drops at commit, where it can.
+
+    Only PostgreSQL gets ``ON COMMIT DROP``; callers drop the table themselves everywhere else.
+    Asked of the connection, not left to the dialect: duckdb-engine compiles DDL the way PostgreSQL
+    does and would pass the option on to DuckDB, whose parser has no ON COMMIT DROP.
+    """
+    return {"postgresql_on_commit": "DROP"} if connection.dialect.name == "postgresql" else {}
 
 
 def use_work_mem(connection: Connection, megabytes: int) -> None:

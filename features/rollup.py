@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 
 from churn.db import WRITES
-from churn.sql import use_work_mem, utc_day
+from churn.sql import temporary_table_options, use_work_mem, utc_day
 from churn.tables import ID, UtcDateTime, usage_changes, usage_daily, usage_daily_users, usage_events
 from features.scope import as_of_instant
 
@@ -181,7 +181,7 @@ def _batch_table(connection: Connection) -> Table:
         Column("day_start", UtcDateTime, nullable=False),
         Column("day_end", UtcDateTime, nullable=False),
         prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
+        **temporary_table_options(connection),
     )
     batch.create(connection)
     return batch
