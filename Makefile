@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint format bench bench-features bench-warehouse bench-training bench-scoring bench-dispatch bench-api lock clean
+.PHONY: setup demo test lint format bench bench-features bench-warehouse bench-training bench-scoring bench-dispatch bench-api bench-scale lock clean
 
 $(BIN)/churn: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-dispatch: setup  ## alert dispatch against a fake Slack limited to 1 messa
 
 bench-api: setup  ## API latency at a fixed request rate, uvicorn on PostgreSQL with 100,000 scored customers (about 2 minutes; see docs/api.md)
 	$(BIN)/python -m benchmarks.api
+
+bench-scale: setup  ## the whole pipeline on 100,000 customers (~48 M events) in PostgreSQL, every stage beside its baseline (about 90 minutes; see docs/benchmarks.md)
+	$(BIN)/python -m benchmarks.scale --customers 100000 --months 12
 
 lock:  ## re-resolve the newest allowed versions into constraints.txt (then run make test)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
