@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -71,10 +72,11 @@ def test_a_notebook_saved_after_a_run_is_caught():
     assert saved_outputs(notebook) == ["cell 1: 1 output(s)", "cell 1: execution count 3"]
 
 
-def kernel_manager(folder: Path) -> KernelManager:
+def kernel_manager(folder: Path, sockets: Path) -> KernelManager:
     """A kernel of this very interpreter (the project's venv), whatever kernels the machine has installed.
 
-    It listens on Unix sockets in ``folder``: no TCP ports for parallel test workers to race for.
+    It listens on Unix sockets in ``sockets``: no TCP ports for parallel test workers to race for. That
+    folder must have a short path, since a socket's path is limited to about 100 bytes.
     """
     spec = folder / "kernels" / KERNEL
     spec.mkdir(parents=True)
@@ -85,7 +87,7 @@ def kernel_manager(folder: Path) -> KernelManager:
     return KernelManager(
         kernel_name=KERNEL,
         kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(folder / "kernels")]),
-        connection_file=str(folder / "connection.json"),
+        connection_file=str(sockets / "connection.json"),
         transport="ipc",
     )
 
@@ -100,15 +102,16 @@ def kernel_env(home: Path, database_url: str, folder: Path) -> dict[str, str]:
 def execute(path: Path, env: dict[str, str], folder: Path) -> nbformat.NotebookNode:
     """Run every cell in order, as "Restart and run all" does; a failing cell fails the test with its traceback."""
     notebook = nbformat.read(path, as_version=4)
-    manager = kernel_manager(folder)
-    client = NotebookClient(
-        notebook, km=manager, timeout=120, resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}
-    )
-    try:
-        client.execute(env=env)
-    finally:  # nbclient leaves a kernel it was handed running
-        if manager.has_kernel:
-            manager.shutdown_kernel(now=True)
+    with tempfile.TemporaryDirectory(prefix="nb-", dir="/tmp") as sockets:
+        manager = kernel_manager(folder, Path(sockets))
+        client = NotebookClient(
+            notebook, km=manager, timeout=120, resources={"metadata": {"path": str(NOTEBOOKS_DIR)}}
+        )
+        try:
+            client.execute(env=env)
+        finally:  # nbclient leaves a kernel it was handed running
+            if manager.has_kernel:
+                manager.shutdown_kernel(now=True)
     return notebook
 
 
