@@ -71,7 +71,8 @@ GOALS = {  # stage -> (goal in words, met?) from the stage's own benchmark
     "incremental": ("under 10% of the full build", lambda r: r < 0.10),
     "train": ("within 1.5x of a bare lightgbm.train", lambda r: r <= 1.5),
     "score": ("within 10x of predict + fetch + COPY", lambda r: r <= 10.0),
-    "dispatch": ("at least 0.9 of Slack's rate limit", lambda r: r >= 0.9),
+    # The ratio is time against the limit's time: a throughput of 0.9 of the limit is 1/0.9 of its time.
+    "dispatch": ("at least 0.9 of Slack's rate limit", lambda r: r <= 1 / 0.9),
     "api": ("p99 under 25 ms at 200 requests/s", None),
 }
 
@@ -345,8 +346,9 @@ def run(args: argparse.Namespace, code: Path) -> tuple[list[Row], list[str]]:
             f"alert dispatch to {dispatch['channels']} channels",
             f"{dispatch['delivered']:,} of {dispatch['queued']:,} alerts, {dispatch['duplicates']} twice",
             dispatch["seconds"],
-            f"Slack's limit, {SLACK_INTERVAL_S:.0f} message/s per channel",
-            dispatch["queued"] * SLACK_INTERVAL_S / max(dispatch["channels"], 1),
+            # The busiest channel sets the pace: Slack's limit is per channel.
+            f"Slack's limit, {SLACK_INTERVAL_S:.0f} message/s in the busiest channel",
+            max(dispatch["per_channel"].values()) * SLACK_INTERVAL_S,
             dispatch["peak_mb"],
             "dispatch",
         ),

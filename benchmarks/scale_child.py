@@ -121,6 +121,11 @@ def dispatch(url: str, home: Path, interval_s: float) -> dict[str, Any]:
         rate_limited = len(fake.rate_limited)
     with engine.connect() as connection:
         states = dict(connection.execute(text("SELECT state, count(*) FROM alerts GROUP BY state")).all())
+        per_channel = dict(
+            connection.execute(
+                text("SELECT channel, count(*) FROM alerts WHERE state = 'sent' GROUP BY channel")
+            ).all()
+        )
     engine.dispose()
     return {
         "seconds": seconds,
@@ -131,6 +136,7 @@ def dispatch(url: str, home: Path, interval_s: float) -> dict[str, Any]:
         "duplicates": sum(n - 1 for n in seen.values()),
         "rate_limited": rate_limited,
         "states": states,
+        "per_channel": per_channel,
     }
 
 
