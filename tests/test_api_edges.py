@@ -61,3 +61,24 @@ def test_a_non_ascii_slack_signature_is_refused_not_a_crash(api):
             },
         )
     assert response.status_code == 401
+
+
+def test_a_worker_whose_database_connections_are_all_busy_answers_503_to_retry(api):
+    """Overload is a 503 with Retry-After, not a 500: a sync retries later instead of paging someone."""
+    from sqlalchemy import create_engine
+
+    headers = api.key("read:scores")
+    app = api.client.app
+    crowded = create_engine(api.engine.url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    served_by, app.state.engine = app.state.engine, crowded
+    try:
+        with crowded.connect():  # the one connection is taken, as by a slow request
+            busy = api.client.get("/v1/customers/C1/risk", headers=headers)
+        freed = api.client.get("/v1/customers/C1/risk", headers=headers)
+    finally:
+        app.state.engine = served_by
+        crowded.dispose()
+
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
+    assert "busy" in busy.json()["error"]["message"]
+    assert freed.status_code == 404  # served again once a connection is free: an unknown customer

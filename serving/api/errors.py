@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from churn.errors import UserFacingError
@@ -94,6 +95,15 @@ def install_error_handlers(app: FastAPI) -> None:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         log.warning("%s %s: the database is not available: %s", request.method, request.url.path, reason)
         message = "the database is not available right now: try again shortly"
+        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        return JSONResponse(error_body(503, message), status_code=503, headers=headers)
+
+    @app.exception_handler(PoolTimeoutError)
+    async def _overloaded(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+        # Every database connection of this worker stayed busy for the pool's whole timeout: more
+        # requests arrive than it can serve. A 503 tells clients to back off, where a 500 says "bug".
+        log.warning("%s %s: no database connection free: %s", request.method, request.url.path, exc)
+        message = "the API is busy: no database connection came free in time; try again shortly"
         headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
         return JSONResponse(error_body(503, message), status_code=503, headers=headers)
 
