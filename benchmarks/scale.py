@@ -64,6 +64,13 @@ HORIZON_DAYS = 28  # a 90-day horizon would leave too few labelled fortnights in
 SLACK_INTERVAL_S = 1.0  # Slack's documented rate: about one message per second per channel
 API_SECONDS = 25.0
 API_RATE, PAGE_RATE = 200.0, 10.0
+ON_DEMAND_RATE = 50.0  # reads whose drivers the model computes: a lower rate one worker can keep up with
+API_LABELS = {
+    "healthz": "GET /healthz (baseline)",
+    "risk_stored": "GET /v1/customers/{id}/risk, drivers stored",
+    "risk_on_demand": "GET /v1/customers/{id}/risk, drivers on demand",
+    "page": "GET /v1/risk-scores, 1,000 rows",
+}
 
 GOALS = {  # stage -> (goal in words, met?) from the stage's own benchmark
     "import": ("within 2x of COPY into an indexed table", lambda r: r <= 2.0),
@@ -414,8 +421,14 @@ def _api(engine: Any, url: str, home: Path, env: dict[str, str]) -> dict[str, An
     from serving.api_keys import create_key
 
     key, _ = create_key(engine, "scale", ("read:scores",), now=datetime.now(UTC))
+    # The latest scores with drivers stored (high tier and alerted) are read as they are; the rest are
+    # explained on demand by the model, which costs the API CPU: the two are measured apart.
+    latest = "SELECT customer_id FROM risk_scores WHERE as_of = (SELECT max(as_of) FROM risk_scores) AND "
     with engine.connect() as connection:
-        ids = list(connection.execute(text("SELECT DISTINCT customer_id FROM risk_scores")).scalars())
+        stored = list(connection.execute(text(latest + "jsonb_typeof(drivers) = 'object'")).scalars())
+        on_demand = list(
+            connection.execute(text(latest + "jsonb_typeof(drivers) IS DISTINCT FROM 'object'")).scalars()
+        )
         last_change = connection.execute(text("SELECT max(change_id) FROM risk_scores")).scalar_one()
     port = api_bench.free_port()
     os.environ.update(
@@ -425,26 +438,32 @@ def _api(engine: Any, url: str, home: Path, env: dict[str, str]) -> dict[str, An
     base = f"http://127.0.0.1:{port}"
     try:
         runs = {}
-        for route, rate in (("healthz", API_RATE), ("risk", API_RATE), ("page", PAGE_RATE)):
-            print(f"  {api_bench.LABELS[route]} at {rate:.0f} requests/s ...", file=sys.stderr)
-            runs[route] = api_bench.load(base, key, route, rate, API_SECONDS, ids, last_change).__dict__
+        plan = (
+            ("healthz", "healthz", API_RATE, stored),
+            ("risk_stored", "risk", API_RATE, stored),
+            ("risk_on_demand", "risk", ON_DEMAND_RATE, on_demand),
+            ("page", "page", PAGE_RATE, stored),
+        )
+        for name, route, rate, ids in plan:
+            print(f"  {API_LABELS[name]} at {rate:.0f} requests/s ...", file=sys.stderr)
+            runs[name] = api_bench.load(base, key, route, rate, API_SECONDS, ids, last_change).__dict__
         with open(f"/proc/{server.pid}/status", encoding="utf-8") as status:
             peak = next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {"runs": runs, "peak_mb": peak, "customers": len(ids)}
+    return {"runs": runs, "peak_mb": peak, "stored": len(stored), "on_demand": len(on_demand)}
 
 
 def _api_rows(api: dict[str, Any]) -> list[Row]:
     runs = api["runs"]
     base = runs["healthz"]
     rows = []
-    for route, goal in (("risk", "api"), ("page", "")):
-        r = runs[route]
+    for name, goal in (("risk_stored", "api"), ("risk_on_demand", ""), ("page", "")):
+        r = runs[name]
         rows.append(
             Row(
-                f"API p99: {api_bench.LABELS[route]} at {r['rate']:.0f} req/s",
+                f"API p99: {API_LABELS[name]} at {r['rate']:.0f} req/s",
                 f"{r['sent']:,} requests, {r['errors']} errors",
                 r["p99_ms"] / 1000,
                 "p99 of GET /healthz",
@@ -459,11 +478,11 @@ def _api_rows(api: dict[str, Any]) -> list[Row]:
 def _api_notes(api: dict[str, Any]) -> list[str]:
     runs = api["runs"]
     return [
-        f"API: {api['customers']:,} scored customers; uvicorn, 1 worker;"
+        f"API: {api['stored']:,} latest scores with stored drivers, {api['on_demand']:,} explained on"
+        " demand; uvicorn, 1 worker;"
         f" open loop, {API_SECONDS:.0f} s per route; "
         + "; ".join(
-            f"{api_bench.LABELS[n]}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms,"
-            f" max {r['max_ms']:.1f} ms"
+            f"{API_LABELS[n]}: p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms"
             for n, r in runs.items()
         )
     ]
