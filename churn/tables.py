@@ -274,6 +274,9 @@ scoring_runs = Table(
     Column("alerts", Integer, nullable=False),
     Column("held", Integer, nullable=False),
     Column("seconds", Double, nullable=False),
+    # Each source's freshness when the day was scored (serving.freshness), read back by the API:
+    # finding it again scans every event. Empty for runs scored before schema 0006.
+    Column("source_freshness", JSON, nullable=True),
 )
 
 # The risk history: one row per customer and scored day. ``updated_at`` moves only when a value

@@ -186,6 +186,7 @@ def score_day(
             now,
             len(scores),
             plan,
+            freshness,
             time.perf_counter() - started,
         )
     stages["write"] = time.perf_counter() - clock
@@ -282,10 +283,12 @@ def _record_run(
     now: datetime,
     customers_scored: int,
     plan: AlertPlan,
+    freshness: list[SourceFreshness],
     seconds: float,
 ) -> None:
     existing = connection.execute(select(scoring_runs).where(scoring_runs.c.as_of == as_of)).first()
     values = {
+        "source_freshness": [f.as_dict() for f in freshness],
         "model_version": version,
         "model_run_id": run_id,
         "snapshot_built_at": built_at,
@@ -297,7 +300,11 @@ def _record_run(
     }
     if existing is None:
         connection.execute(scoring_runs.insert().values(as_of=as_of, **values))
-    elif (existing.model_version, existing.snapshot_built_at) != (version, built_at) or plan.count:
+    elif (
+        (existing.model_version, existing.snapshot_built_at) != (version, built_at)
+        or plan.count
+        or existing.source_freshness is None  # scored before the runs kept it: fill it in
+    ):
         connection.execute(scoring_runs.update().where(scoring_runs.c.as_of == as_of).values(**values))
 
 

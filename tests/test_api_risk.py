@@ -126,6 +126,39 @@ def test_latest_risk_says_tier_model_times_freshness_and_the_stored_drivers(worl
     }
 
 
+def test_the_freshness_shown_is_what_the_scoring_saw_not_rows_imported_since(world):
+    """A score comes with the freshness of the data it was made on, read from its scoring run."""
+    day = world.days[1]
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    with world.api.engine.begin() as connection:
+        customer = connection.execute(select(customers.c.customer_id)).scalars().first()
+
+    def add_login(event_id, at):
+        with world.api.engine.begin() as connection:
+            connection.execute(
+                usage_events.insert().values(
+                    event_id=event_id,
+                    customer_id=customer,
+                    event_type="login",
+                    occurred_at=at,
+                    quantity=1.0,
+                    ingested_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+
+    add_login("E-1", start - timedelta(hours=36))
+    world.score(day)
+    add_login("E-2", start - timedelta(hours=1))  # a late import of that day, after the scoring
+
+    body = world.get(f"/v1/customers/{customer}/risk").json()
+
+    events = next(f for f in body["freshness"] if f["source"] == "events")
+    assert events["age_days"] == 1.5 and events["newest"] == (
+        start - timedelta(hours=36)
+    ).isoformat().replace("+00:00", "Z")
+
+
 def test_drivers_that_were_not_stored_are_unavailable_without_a_champion_and_say_so(world):
     low = a_customer(world, "low")
 

@@ -20,9 +20,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection, Row, select
 
 from churn.config import ProductConfig
+from churn.tables import scoring_runs
 from features.snapshot import load_snapshots
 from serving.api.auth import require
 from serving.api.drivers import ModelCache, compute_drivers
@@ -344,6 +345,7 @@ class _Reading:
         self.models: ModelCache = request.app.state.models
         self._freshness: dict[date, tuple[float, list[SourceFreshness]]] = {}
         self._lock = Lock()
+        self._finding = Lock()
         self._settings = request.app.state.settings
         self._reasons: tuple[float, LikelyReasonModel | None] | None = None
 
@@ -375,7 +377,20 @@ class _Reading:
             kept = self._freshness.get(as_of)
         if kept and time.monotonic() - kept[0] < _FRESHNESS_TTL_S:
             return kept[1]
-        found = [SourceFreshness(**f.as_dict()) for f in source_freshness(connection, as_of, limits)]
+        # One request finds it while the others of the moment wait for its answer, rather than every
+        # request that arrives meanwhile asking the database the same question.
+        with self._finding:
+            with self._lock:
+                kept = self._freshness.get(as_of)
+            if kept and time.monotonic() - kept[0] < _FRESHNESS_TTL_S:
+                return kept[1]
+            stored = connection.execute(
+                select(scoring_runs.c.source_freshness).where(scoring_runs.c.as_of == as_of)
+            ).scalar()
+            if stored is not None:  # what the scoring saw: one row, where finding it scans the sources
+                found = [SourceFreshness(**f) for f in stored]
+            else:
+                found = [SourceFreshness(**f.as_dict()) for f in source_freshness(connection, as_of, limits)]
         with self._lock:
             if len(self._freshness) >= _FRESHNESS_DAYS_KEPT:
                 self._freshness.pop(min(self._freshness, key=lambda day: self._freshness[day][0]))
