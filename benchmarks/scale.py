@@ -334,7 +334,7 @@ def run(args: argparse.Namespace, code: Path) -> tuple[list[Row], list[str]]:
         ),
         Row(
             f"churn score, day 2 ({company.end})",
-            f"{scored['customers']:,} customers, {scored['alerts']:,} alerts",
+            f"{scored['customers']:,} customers, {sum(scored['alerts'].values()):,} alerts queued",
             score_2["seconds"],
             "predict + fetch + COPY",
             floor_2,
