@@ -346,6 +346,7 @@ class _Reading:
         self._freshness: dict[date, tuple[float, list[SourceFreshness]]] = {}
         self._lock = Lock()
         self._finding = Lock()
+        self._finding_reason = Lock()
         self._settings = request.app.state.settings
         self._reasons: tuple[float, LikelyReasonModel | None] | None = None
 
@@ -363,14 +364,30 @@ class _Reading:
         return LikelyReason(**describe_reason(found.code, found.probability, model, config)), None
 
     def _likely_reason_model(self) -> LikelyReasonModel | None:
+        def usable(kept: tuple[float, LikelyReasonModel | None] | None) -> bool:
+            return kept is not None and (
+                kept[1] is not None or time.monotonic() - kept[0] < _LIKELY_REASON_RETRY_S
+            )
+
         with self._lock:
             kept = self._reasons
-        if kept is not None and (kept[1] is not None or time.monotonic() - kept[0] < _LIKELY_REASON_RETRY_S):
+        if usable(kept):
             return kept[1]
-        model = load_likely_reason(self._settings)
-        with self._lock:
-            self._reasons = (time.monotonic(), model)
-        return model
+        # The lookup asks MLflow (most of a second): one request does it while the others wait for it
+        # the first time and go on with what is known when it is only a look for a newer model.
+        if not self._finding_reason.acquire(blocking=kept is None):
+            return kept[1]
+        try:
+            with self._lock:
+                kept = self._reasons
+            if usable(kept):
+                return kept[1]
+            model = load_likely_reason(self._settings)
+            with self._lock:
+                self._reasons = (time.monotonic(), model)
+            return model
+        finally:
+            self._finding_reason.release()
 
     def freshness(self, connection: Connection, as_of: date, limits: dict[str, int]) -> list[SourceFreshness]:
         with self._lock:
