@@ -412,6 +412,34 @@ def test_without_a_likely_reason_model_the_risk_says_why_there_is_none(world):
     assert "churn reasons likely-train" in body["likely_reason_note"]
 
 
+def test_reads_arriving_together_ask_mlflow_for_a_likely_reason_model_once(world, monkeypatch):
+    """Each look asks MLflow for most of a second: many at once backed every read up by seconds."""
+    from serving.api import risk
+
+    looks = []
+
+    def counted(settings):
+        looks.append(threading.get_ident())
+        return real(settings)
+
+    real = risk.load_likely_reason
+    monkeypatch.setattr(risk, "load_likely_reason", counted)
+    low = a_customer(world, "low")
+    answers = []
+
+    def read():
+        answers.append(world.get(f"/v1/customers/{low.customer_id}/risk").status_code)
+
+    readers = [threading.Thread(target=read) for _ in range(8)]
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+
+    assert answers == [200] * 8
+    assert len(looks) == 1
+
+
 @pytest.mark.slow
 def test_with_a_likely_reason_model_the_risk_names_the_reason_its_probability_and_play(world, demo_history):
     from training.likely_reason import train_likely_reason

@@ -27,6 +27,7 @@ def create_app(settings: Settings | None = None, config: ProductConfig | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _warm_up(app)
         # The libraries imported at start-up (MLflow, LightGBM, pandas) leave many long-lived objects;
         # the cyclic collector walking them stalled requests by 100-250 ms (benchmarks/api.py). Keep
         # them out of its reach.
@@ -84,3 +85,23 @@ def _health_routes(app: FastAPI) -> None:
         if isinstance(loaded, str):
             raise ApiError(503, f"the champion model (version {version}) cannot be loaded: {loaded}")
         return {"status": "ready", "model_version": version}
+
+
+def _warm_up(app: FastAPI) -> None:
+    """Open MLflow's store and load the champion before the first request, not during it.
+
+    The first look at MLflow in a process takes most of a second of CPU, and the first on-demand
+    explanation loads the model: at 200 requests/s either backed the first reads up by seconds. A
+    registry that cannot answer now is left to /readyz to report.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from churn.errors import UserFacingError
+    from training.registry import champion_version
+
+    try:
+        version = champion_version(app.state.settings)
+    except (MlflowException, UserFacingError, OSError):
+        return
+    if version is not None:
+        app.state.models.model(version)
