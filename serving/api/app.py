@@ -99,8 +99,11 @@ def _warm_up(app: FastAPI) -> None:
     from churn.errors import UserFacingError
     from training.registry import champion_version
 
+    settings = app.state.settings
+    if not settings.mlflow_tracking_uri and not (settings.mlruns_dir / "mlflow.db").exists():
+        return  # no local store yet, so no champion: nothing to load, and no store to create here
     try:
-        version = champion_version(app.state.settings)
+        version = champion_version(settings)
     except (MlflowException, UserFacingError, OSError):
         return
     if version is not None:
