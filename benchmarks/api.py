@@ -134,8 +134,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(url: str, home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "CHURN_DATABASE_URL": url, "CHURN_HOME": str(home)}
+def start_server(url: str, home: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """uvicorn serving the app on ``port``, in ``env`` (default: ours) with the database and home set."""
+    env = {**(os.environ if env is None else env), "CHURN_DATABASE_URL": url, "CHURN_HOME": str(home)}
     command = [
         *("-m", "uvicorn", "serving.api.app:create_app", "--factory", "--host", "127.0.0.1"),
         *("--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"),

@@ -36,7 +36,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from benchmarks.provenance import code_version, frozen_code
+from benchmarks.provenance import run_frozen
 from churn.db import make_engine
 from churn.demo import generate_demo_company
 from churn.demo_pipeline import IMPORT_ORDER, demo_file, demo_files_match
@@ -543,27 +543,13 @@ _PRODUCT = ("churn", "features")  # the code whose changes would change the figu
 
 
 def _run_frozen(args: argparse.Namespace) -> int:
-    """Run the benchmark from a copy of the code taken now, so every stage measures the same code.
-
-    A run takes half an hour and the working tree may change meanwhile; each stage starts a fresh
-    Python, which would otherwise import whatever the files say by then. The copy is found first
-    because ``python -m`` puts the working directory at the front of ``sys.path``.
-    """
-    with tempfile.TemporaryDirectory(prefix="churn-bench-code-") as frozen:
-        version = code_version(_PRODUCT)
-        frozen_code(Path(frozen), _PACKAGES)
-        argv = ["--customers", str(args.customers), "--months", str(args.months)]
-        if args.keep_data:
-            argv += ["--keep-data", str(args.keep_data.resolve())]
-        if args.keep_database:
-            argv.append("--keep-database")
-        result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.features", *argv],
-            cwd=frozen,
-            env={**os.environ, _FROZEN: f"{version}, copied at the start of the run"},
-            check=False,
-        )
-    return result.returncode
+    """Run the benchmark from a copy of the code taken now, so every stage measures the same code."""
+    argv = ["--customers", str(args.customers), "--months", str(args.months)]
+    if args.keep_data:
+        argv += ["--keep-data", str(args.keep_data.resolve())]
+    if args.keep_database:
+        argv.append("--keep-database")
+    return run_frozen("benchmarks.features", argv, packages=_PACKAGES, product=_PRODUCT, marker=_FROZEN)
 
 
 if __name__ == "__main__":

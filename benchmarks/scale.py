@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +49,7 @@ from benchmarks.features import (
     split_last_day,
     vacuum_analyze,
 )
-from benchmarks.provenance import code_version, frozen_code
+from benchmarks.provenance import run_frozen
 from benchmarks.training import measured
 from churn.db import make_engine
 from churn.demo_pipeline import IMPORT_ORDER, demo_file
@@ -275,7 +273,7 @@ def run(args: argparse.Namespace, code: Path) -> tuple[list[Row], list[str]]:
         Row("import: all six files", f"{args.customers:,} customers", imported["seconds"]),
         Row(
             "usage rollup, full build",
-            f"{full_rows(sizes)}",
+            f"{events:,} events",
             full["seconds"],
             "floor",
             floor_s,
@@ -360,7 +358,7 @@ def run(args: argparse.Namespace, code: Path) -> tuple[list[Row], list[str]]:
             "dispatch",
         ),
     ]
-    notes = _notes(args, company, generated, imported, floor, history, evaluation, dataset, bare, floors)
+    notes = _notes(args, company, generated, floor, history, evaluation, dataset, bare, floors)
     notes += _api_notes(api)
     rows += _api_rows(api)
     notes.append(
@@ -372,10 +370,6 @@ def run(args: argparse.Namespace, code: Path) -> tuple[list[Row], list[str]]:
     )
     notes.append(f"per snapshot of the history: {snapshots_s:.1f} s ({snapshots_s / floor_s:.1f}x the floor)")
     return rows, notes
-
-
-def full_rows(sizes: dict[str, Any]) -> str:
-    return f"{sizes['events']:,} events"
 
 
 def _generate(directory: Path, customers: int, months: int) -> dict[str, Any]:
@@ -431,10 +425,7 @@ def _api(engine: Any, url: str, home: Path, env: dict[str, str]) -> dict[str, An
         )
         last_change = connection.execute(text("SELECT max(change_id) FROM risk_scores")).scalar_one()
     port = api_bench.free_port()
-    os.environ.update(
-        {k: env[k] for k in ("CHURN_CONFIG", "OMP_NUM_THREADS")}
-    )  # start_server passes these on
-    server = api_bench.start_server(url, home, port)
+    server = api_bench.start_server(url, home, port, env)
     base = f"http://127.0.0.1:{port}"
     try:
         runs = {}
@@ -492,7 +483,6 @@ def _notes(
     args: argparse.Namespace,
     company: Any,
     generated: dict,
-    imported: dict,
     floor: dict,
     history: dict,
     evaluation: dict,
@@ -599,29 +589,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_frozen(args: argparse.Namespace) -> int:
     """Run from a copy of the code taken now: each stage's fresh Python imports the same code."""
-    with tempfile.TemporaryDirectory(prefix="churn-bench-code-") as frozen:
-        version = code_version(_PRODUCT)
-        frozen_code(Path(frozen), _PACKAGES)
-        argv = [
-            *(
-                "--customers",
-                str(args.customers),
-                "--months",
-                str(args.months),
-                "--threads",
-                str(args.threads),
-            ),
-            *("--data", str(args.data.resolve())),
-            *(["--resume"] if args.resume else []),
-            *(["--keep-database"] if args.keep_database else []),
-        ]
-        result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.scale", *argv],
-            cwd=frozen,
-            env={**os.environ, _FROZEN: f"{version}, copied at the start of the run"},
-            check=False,
-        )
-    return result.returncode
+    argv = ["--customers", str(args.customers), "--months", str(args.months), "--threads", str(args.threads)]
+    argv += ["--data", str(args.data.resolve())]
+    argv += ["--resume"] if args.resume else []
+    argv += ["--keep-database"] if args.keep_database else []
+    return run_frozen("benchmarks.scale", argv, packages=_PACKAGES, product=_PRODUCT, marker=_FROZEN)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from sqlalchemy import Engine, select, text
 
 from benchmarks.features import scratch_database, server_settings
 from benchmarks.ingest_child import peak_memory_mb
-from benchmarks.provenance import code_version, frozen_code
+from benchmarks.provenance import run_frozen
 from churn.config import AlertsConfig, ProductConfig, ScoringConfig, TrainingConfig
 from churn.db import make_engine
 from churn.demo import generate_demo_company
@@ -623,20 +623,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_frozen(args: argparse.Namespace) -> int:
     """Run from a copy of the code taken now, with the thread limits set before anything starts."""
-    with tempfile.TemporaryDirectory(prefix="churn-bench-code-") as frozen:
-        version = code_version(_PRODUCT)
-        frozen_code(Path(frozen), _PACKAGES)
-        argv = ["--customers", str(args.customers), "--threads", str(args.threads)]
-        if args.keep_database:
-            argv.append("--keep-database")
-        env = {**os.environ, _FROZEN: f"{version}, copied at the start of the run"}
-        env.pop("PYTHONPATH", None)
-        if args.threads:  # LightGBM's num_threads 0 (and predict, which takes none) follows OpenMP's default
-            env |= {name: str(args.threads) for name in _THREAD_VARIABLES}
-        result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.scoring", *argv], cwd=frozen, env=env, check=False
-        )
-    return result.returncode
+    argv = ["--customers", str(args.customers), "--threads", str(args.threads)]
+    if args.keep_database:
+        argv.append("--keep-database")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if args.threads:  # LightGBM's num_threads 0 (and predict, which takes none) follows OpenMP's default
+        env |= {name: str(args.threads) for name in _THREAD_VARIABLES}
+    return run_frozen(
+        "benchmarks.scoring", argv, packages=_PACKAGES, product=_PRODUCT, marker=_FROZEN, env=env
+    )
 
 
 if __name__ == "__main__":

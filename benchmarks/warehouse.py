@@ -43,7 +43,7 @@ from benchmarks.features import (
     split_last_day,
     vacuum_analyze,
 )
-from benchmarks.provenance import code_version, frozen_code
+from benchmarks.provenance import run_frozen
 from churn.db import make_engine
 from churn.migrate import upgrade_database
 from features.snapshot import load_snapshots, snapshot_days
@@ -341,26 +341,13 @@ _PACKAGES = ("benchmarks", "churn", "features")
 
 def _run_frozen(args: argparse.Namespace) -> int:
     """Run from a copy of the code taken now, so every stage's fresh Python measures the same code."""
-    with tempfile.TemporaryDirectory(prefix="churn-bench-code-") as frozen:
-        version = code_version(("churn", "features"))
-        frozen_code(Path(frozen), _PACKAGES)
-        argv = [
-            "--customers",
-            str(args.customers),
-            "--months",
-            str(args.months),
-            "--snapshots",
-            str(args.snapshots),
-        ]
-        if args.keep_data:
-            argv += ["--keep-data", str(args.keep_data.resolve())]
-        result = subprocess.run(
-            [sys.executable, "-m", "benchmarks.warehouse", *argv],
-            cwd=frozen,
-            env={**os.environ, _FROZEN: f"{version}, copied at the start of the run"},
-            check=False,
-        )
-    return result.returncode
+    argv = ["--customers", str(args.customers), "--months", str(args.months)]
+    argv += ["--snapshots", str(args.snapshots)]
+    if args.keep_data:
+        argv += ["--keep-data", str(args.keep_data.resolve())]
+    return run_frozen(
+        "benchmarks.warehouse", argv, packages=_PACKAGES, product=("churn", "features"), marker=_FROZEN
+    )
 
 
 if __name__ == "__main__":
