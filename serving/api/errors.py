@@ -73,6 +73,12 @@ ERROR_SCHEMA = {
 }
 
 
+def retry_later(message: str) -> JSONResponse:
+    """A 503 the client should retry after a few seconds: the request was fine, the database busy or away."""
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+    return JSONResponse(error_body(503, message), status_code=503, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer our errors, FastAPI's validation errors and unknown routes in the one JSON shape."""
 
@@ -94,18 +100,14 @@ def install_error_handlers(app: FastAPI) -> None:
             raise exc  # a bug: the 500 and its traceback
         reason = str(exc.orig or exc).strip().splitlines()[0]
         log.warning("%s %s: the database is not available: %s", request.method, request.url.path, reason)
-        message = "the database is not available right now: try again shortly"
-        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
-        return JSONResponse(error_body(503, message), status_code=503, headers=headers)
+        return retry_later("the database is not available right now: try again shortly")
 
     @app.exception_handler(PoolTimeoutError)
     async def _overloaded(request: Request, exc: PoolTimeoutError) -> JSONResponse:
         # Every database connection of this worker stayed busy for the pool's whole timeout: more
         # requests arrive than it can serve. A 503 tells clients to back off, where a 500 says "bug".
         log.warning("%s %s: no database connection free: %s", request.method, request.url.path, exc)
-        message = "the API is busy: no database connection came free in time; try again shortly"
-        headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
-        return JSONResponse(error_body(503, message), status_code=503, headers=headers)
+        return retry_later("the API is busy: no database connection came free in time; try again shortly")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
